@@ -1,0 +1,43 @@
+// Package bolt implements storage.Store on go.etcd.io/bbolt, a single-file,
+// memory-mapped B+tree with serializable transactions: one writer at a
+// time, any number of readers that never block it. bbolt is used only in
+// this package; callers see storage.Store and the few methods of DB.
+//
+// # Layout
+//
+// Values are the JSON encoding of the keys domain types. The file holds
+// five buckets, all created by Open:
+//
+//	orgs            org id                   → keys.Org
+//	apikeys         key id                   → keys.APIKey
+//	apikeys_by_org  org id + "\x00" + key id → 1 byte: 1 live, 0 revoked
+//	signing_keys    org id                   → []keys.SigningKey, oldest first
+//	settings        name                     → raw bytes
+//
+// apikeys_by_org is an index kept in step with apikeys by every write that
+// touches a key. ListAPIKeys walks it in key id order (ids are UUIDv7, so
+// that is creation order), and CreateAPIKey counts an org's live keys from
+// its one-byte values without decoding any JSON. The index relies on org
+// ids never containing "\x00", which keys.ValidOrgID guarantees.
+//
+// # Transactions
+//
+// Every write is exactly one bbolt read-write transaction (bbolt's
+// Update) and commits whole or not at all; bbolt runs one at a time, so a
+// write always sees the result of the previous one. This is what makes
+// CreateAPIKey's max_keys check exact under concurrency: the count and the
+// insert happen in the same transaction. The updater functions of
+// UpdateOrg, UpdateAPIKey and UpdateSigningKeys run inside that
+// transaction, are called exactly once, and must not call back into the
+// DB: a nested write deadlocks, and a nested read may. If an updater
+// fails, its error is returned unchanged and nothing is written.
+//
+// Reads run in read-only transactions (bbolt's View). bbolt's byte slices
+// are valid only inside their transaction, so every value is decoded, or
+// copied, before a method returns. ListAPIKeys calls its Filter inside the
+// read transaction, so a Filter must not call the DB either.
+//
+// Methods return ctx.Err() without touching the file if ctx is already
+// done. After Close, they fail with an error wrapping bbolt's "database not
+// open".
+package bolt
