@@ -136,6 +136,16 @@ type Org struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Policy    Policy    `json:"policy"`
+	// Limits are the max_keys and max_key_lifetime the operator (root)
+	// last set. An org admin may tighten the policy's values, never
+	// raise them past these.
+	Limits Limits `json:"operator_limits"`
+}
+
+// Limits are operator-set ceilings of an org's policy.
+type Limits struct {
+	MaxKeys        int      `json:"max_keys"`
+	MaxKeyLifetime Duration `json:"max_key_lifetime"`
 }
 
 var orgIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)

@@ -203,22 +203,46 @@ func (db *DB) UpdateAPIKey(ctx context.Context, id string, fn func(keys.APIKey) 
 	return out, nil
 }
 
-// DeleteAPIKey removes the key and its index entry in one transaction; an
-// error wrapping storage.ErrNotFound if there is no such key.
-func (db *DB) DeleteAPIKey(ctx context.Context, id string) error {
+// DeleteAPIKey reads the key, calls check on it (unless check is nil), and
+// only if check returns nil deletes the key and its index entry and
+// records its tombstone, dated by Options.Now, all in one transaction.
+// The same transaction prunes tombstones older than TombstoneRetention.
+// check runs inside the transaction, is called exactly once, and must not
+// call the DB. It returns:
+//   - an error wrapping storage.ErrNotFound if there is no such key (check
+//     is not called);
+//   - check's error unchanged if check fails, writing nothing.
+func (db *DB) DeleteAPIKey(ctx context.Context, id string, check func(keys.APIKey) error) error {
+	var checkErr error
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketAPIKeys)
-		var cur struct {
-			Org string `json:"org"`
-		}
+		var cur keys.APIKey
 		if err := getJSON(b, []byte(id), &cur); err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(cur); err != nil {
+				checkErr = err
+				return err
+			}
 		}
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketKeyIndex).Delete(indexKey(cur.Org, id))
+		if err := tx.Bucket(bucketKeyIndex).Delete(indexKey(cur.Org, id)); err != nil {
+			return err
+		}
+		// Read the clock inside the transaction: writes run one at a
+		// time, so tombstones are dated in the order they commit.
+		now := db.now()
+		if err := putTombstone(tx, id, now); err != nil {
+			return err
+		}
+		return pruneTombstones(tx, now.Add(-TombstoneRetention))
 	})
+	if checkErr != nil {
+		return checkErr
+	}
 	if err != nil {
 		return fmt.Errorf("bolt: delete api key %q: %w", id, err)
 	}

@@ -28,12 +28,17 @@ type Options struct {
 	// crash of the machine (not just of the process) may lose or corrupt
 	// recent commits. Meant for tests and benchmarks only.
 	UnsafeNoSync bool
+
+	// Now is the clock that dates tombstones (see DeleteAPIKey). Nil
+	// means time.Now; tests set it to move time.
+	Now func() time.Time
 }
 
 // DB is a storage.Store in one bbolt file. It is safe for concurrent use.
 type DB struct {
 	db   *bbolt.DB
 	path string
+	now  func() time.Time
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -45,12 +50,15 @@ var (
 	bucketKeyIndex = []byte("apikeys_by_org")
 	bucketSigning  = []byte("signing_keys")
 	bucketSettings = []byte("settings")
+	bucketTombs    = []byte("tombstones")
+	bucketAudit    = []byte("audit")
 
-	allBuckets = [][]byte{bucketOrgs, bucketAPIKeys, bucketKeyIndex, bucketSigning, bucketSettings}
+	allBuckets = [][]byte{bucketOrgs, bucketAPIKeys, bucketKeyIndex, bucketSigning, bucketSettings, bucketTombs, bucketAudit}
 )
 
 // Open opens the bbolt file at path, creating it with mode 0600 if it does
-// not exist, and creates any missing bucket. It fails if another process
+// not exist, and creates any missing bucket (so a file written by an
+// older keymint gains the buckets added since). It fails if another process
 // holds the file for longer than opts.Timeout.
 func Open(path string, opts *Options) (*DB, error) {
 	var o Options
@@ -59,6 +67,9 @@ func Open(path string, opts *Options) (*DB, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	bo := *bbolt.DefaultOptions
 	bo.Timeout = o.Timeout
@@ -82,7 +93,7 @@ func Open(path string, opts *Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &DB{db: bdb, path: path}, nil
+	return &DB{db: bdb, path: path, now: o.Now}, nil
 }
 
 // Path returns the path of the database file.

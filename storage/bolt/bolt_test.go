@@ -77,6 +77,15 @@ func newAPIKey(tb testing.TB, org string) keys.APIKey {
 	}
 }
 
+func newAuditEvent(tb testing.TB, org string) keys.AuditEvent {
+	tb.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		tb.Fatalf("uuid.NewV7: %v", err)
+	}
+	return keys.AuditEvent{ID: id.String(), Org: org, Time: t0, Actor: "root", Action: keys.AuditOrgUpdate}
+}
+
 // mustCreateOrg creates an org with one signing key and an admin key.
 func mustCreateOrg(tb testing.TB, db *bolt.DB, id string, maxKeys int) keys.APIKey {
 	tb.Helper()
@@ -207,7 +216,7 @@ func TestCloseTwice(t *testing.T) {
 // reads or writes anything.
 func TestContextDone(t *testing.T) {
 	db := mustOpen(t, filepath.Join(t.TempDir(), "keymint.db"), nil)
-	mustCreateOrg(t, db, "acme", 10)
+	admin := mustCreateOrg(t, db, "acme", 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 
@@ -224,74 +233,157 @@ func TestContextDone(t *testing.T) {
 	if _, err := db.ListAPIKeys(ctx, "acme", storage.ListOptions{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ListAPIKeys: err=%v, want context.Canceled", err)
 	}
+	if err := db.DeleteAPIKey(ctx, admin.ID, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("DeleteAPIKey: err=%v, want context.Canceled", err)
+	}
+	if _, err := db.GetAPIKey(context.Background(), admin.ID); err != nil {
+		t.Fatalf("GetAPIKey after a cancelled DeleteAPIKey: %v", err)
+	}
+	if _, err := db.ListTombstones(ctx, time.Time{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ListTombstones: err=%v, want context.Canceled", err)
+	}
+	e := newAuditEvent(t, "acme")
+	for _, events := range [][]keys.AuditEvent{{e}, nil} {
+		if err := db.AppendAudit(ctx, events); !errors.Is(err, context.Canceled) {
+			t.Fatalf("AppendAudit(%d events): err=%v, want context.Canceled", len(events), err)
+		}
+	}
+	if _, err := db.ListAudit(ctx, "acme", storage.AuditListOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ListAudit: err=%v, want context.Canceled", err)
+	}
+	if es, err := db.ListAudit(context.Background(), "acme", storage.AuditListOptions{}); err != nil || len(es) != 0 {
+		t.Fatalf("ListAudit after a cancelled AppendAudit=%v, %v; want none", es, err)
+	}
 }
 
-// TestUpdateOrgChangeID checks that UpdateOrg refuses to rename an org.
-func TestUpdateOrgChangeID(t *testing.T) {
+// TestAppendAuditInvalid checks that AppendAudit refuses an event without
+// an id, or whose org id could reach into another org's range, and then
+// writes none of the batch.
+func TestAppendAuditInvalid(t *testing.T) {
 	ctx := context.Background()
 	db := mustOpen(t, filepath.Join(t.TempDir(), "keymint.db"), nil)
 	mustCreateOrg(t, db, "acme", 10)
-	_, err := db.UpdateOrg(ctx, "acme", func(o keys.Org) (keys.Org, error) {
-		o.ID = "beta"
-		return o, nil
-	})
-	if !errors.Is(err, storage.ErrConflict) {
-		t.Fatalf("UpdateOrg: err=%v, want ErrConflict", err)
+	tests := []struct {
+		name   string
+		change func(*keys.AuditEvent)
+	}{
+		{"NoID", func(e *keys.AuditEvent) { e.ID = "" }},
+		{"NULInOrg", func(e *keys.AuditEvent) { e.Org = "acme\x00evil" }},
 	}
-	if _, err := db.GetOrg(ctx, "beta"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("GetOrg(beta): err=%v, want ErrNotFound", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			good, bad := newAuditEvent(t, "acme"), newAuditEvent(t, "acme")
+			tt.change(&bad)
+			if err := db.AppendAudit(ctx, []keys.AuditEvent{good, bad}); err == nil {
+				t.Fatalf("AppendAudit: err=nil, want an error")
+			}
+			es, err := db.ListAudit(ctx, "acme", storage.AuditListOptions{})
+			if err != nil {
+				t.Fatalf("ListAudit: %v", err)
+			}
+			if got, want := len(es), 0; got != want {
+				t.Fatalf("len(ListAudit)=%d, want %d", got, want)
+			}
+		})
 	}
 }
 
-// TestCreateOrgAdminOfOtherOrg checks that CreateOrg refuses an admin key
-// of another org.
-func TestCreateOrgAdminOfOtherOrg(t *testing.T) {
+// TestTombstoneRetention checks that DeleteAPIKey dates tombstones with
+// Options.Now and prunes those older than TombstoneRetention, and only
+// those.
+func TestTombstoneRetention(t *testing.T) {
 	ctx := context.Background()
-	db := mustOpen(t, filepath.Join(t.TempDir(), "keymint.db"), nil)
-	err := db.CreateOrg(ctx, newOrg("acme", 10), nil, newAPIKey(t, "beta"))
-	if !errors.Is(err, storage.ErrConflict) {
-		t.Fatalf("CreateOrg: err=%v, want ErrConflict", err)
-	}
-	if _, err := db.GetOrg(ctx, "acme"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("GetOrg: err=%v, want ErrNotFound", err)
-	}
-}
-
-// TestUnrevokeAtLimit checks that clearing RevokedAt is refused when the
-// org has no free slot, so max_keys holds for updates too.
-func TestUnrevokeAtLimit(t *testing.T) {
-	ctx := context.Background()
-	db := mustOpen(t, filepath.Join(t.TempDir(), "keymint.db"), nil)
-	admin := mustCreateOrg(t, db, "acme", 2)
-	revoke := func(k keys.APIKey) (keys.APIKey, error) {
-		at := t0.Add(time.Hour)
-		k.RevokedAt = &at
-		return k, nil
-	}
-	unrevoke := func(k keys.APIKey) (keys.APIKey, error) {
-		k.RevokedAt = nil
-		return k, nil
-	}
-	if _, err := db.UpdateAPIKey(ctx, admin.ID, revoke); err != nil {
-		t.Fatalf("revoke: %v", err)
-	}
-	for range 2 {
-		if err := db.CreateAPIKey(ctx, newAPIKey(t, "acme")); err != nil {
+	now := t0
+	db := mustOpen(t, filepath.Join(t.TempDir(), "keymint.db"), &bolt.Options{Now: func() time.Time { return now }})
+	mustCreateOrg(t, db, "acme", 10)
+	ks := make([]keys.APIKey, 3)
+	for i := range ks {
+		ks[i] = newAPIKey(t, "acme")
+		if err := db.CreateAPIKey(ctx, ks[i]); err != nil {
 			t.Fatalf("CreateAPIKey: %v", err)
 		}
 	}
-	if _, err := db.UpdateAPIKey(ctx, admin.ID, unrevoke); !errors.Is(err, storage.ErrKeyLimit) {
-		t.Fatalf("unrevoke at max_keys: err=%v, want ErrKeyLimit", err)
+	deleteAt := func(i int, at time.Time) {
+		t.Helper()
+		now = at
+		if err := db.DeleteAPIKey(ctx, ks[i].ID, nil); err != nil {
+			t.Fatalf("DeleteAPIKey #%d: %v", i, err)
+		}
 	}
-	if k, err := db.GetAPIKey(ctx, admin.ID); err != nil || k.RevokedAt == nil {
-		t.Fatalf("admin key after refused unrevoke: RevokedAt=%v, err=%v; want still revoked", k.RevokedAt, err)
+	check := func(want map[string]time.Time) {
+		t.Helper()
+		got, err := db.ListTombstones(ctx, time.Time{})
+		if err != nil {
+			t.Fatalf("ListTombstones: %v", err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("ListTombstones=%v, want %v", got, want)
+		}
+		for id, w := range want {
+			if g, ok := got[id]; !ok || !g.Equal(w) {
+				t.Fatalf("ListTombstones=%v, want %v", got, want)
+			}
+		}
 	}
-	// Updating a revoked key without unrevoking it is fine.
-	if _, err := db.UpdateAPIKey(ctx, admin.ID, func(k keys.APIKey) (keys.APIKey, error) {
-		k.Name = "renamed"
-		return k, nil
-	}); err != nil {
-		t.Fatalf("rename revoked key at max_keys: %v", err)
+
+	t1 := t0.Add(time.Nanosecond) // nanoseconds survive
+	deleteAt(0, t1)
+	check(map[string]time.Time{ks[0].ID: t1})
+	t2 := t1.Add(bolt.TombstoneRetention) // exactly at the edge: kept
+	deleteAt(1, t2)
+	check(map[string]time.Time{ks[0].ID: t1, ks[1].ID: t2})
+	t3 := t2.Add(time.Nanosecond) // now ks[0]'s tombstone is too old
+	deleteAt(2, t3)
+	check(map[string]time.Time{ks[1].ID: t2, ks[2].ID: t3})
+
+	// A refused delete prunes nothing: it writes nothing at all.
+	k := newAPIKey(t, "acme")
+	if err := db.CreateAPIKey(ctx, k); err != nil {
+		t.Fatalf("CreateAPIKey: %v", err)
+	}
+	now = t3.Add(30 * 24 * time.Hour)
+	errNo := errors.New("no")
+	if err := db.DeleteAPIKey(ctx, k.ID, func(keys.APIKey) error { return errNo }); err != errNo {
+		t.Fatalf("DeleteAPIKey: err=%v, want %v", err, errNo)
+	}
+	check(map[string]time.Time{ks[1].ID: t2, ks[2].ID: t3})
+}
+
+// TestReopenAuditTombstones checks that audit events and tombstones
+// survive Close and Open.
+func TestReopenAuditTombstones(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keymint.db")
+	db, err := bolt.Open(path, &bolt.Options{Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	admin := mustCreateOrg(t, db, "acme", 10)
+	e := newAuditEvent(t, "acme")
+	if err := db.AppendAudit(ctx, []keys.AuditEvent{e}); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	if err := db.DeleteAPIKey(ctx, admin.ID, nil); err != nil {
+		t.Fatalf("DeleteAPIKey: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	db = mustOpen(t, path, nil)
+	es, err := db.ListAudit(ctx, "acme", storage.AuditListOptions{})
+	if err != nil {
+		t.Fatalf("ListAudit: %v", err)
+	}
+	if len(es) != 1 || es[0].ID != e.ID || es[0].Action != e.Action {
+		t.Fatalf("ListAudit=%+v, want [%+v]", es, e)
+	}
+	ts, err := db.ListTombstones(ctx, time.Time{})
+	if err != nil {
+		t.Fatalf("ListTombstones: %v", err)
+	}
+	if got, ok := ts[admin.ID]; !ok || len(ts) != 1 || !got.Equal(t0) {
+		t.Fatalf("ListTombstones=%v, want %s at %v", ts, admin.ID, t0)
 	}
 }
 

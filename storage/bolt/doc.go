@@ -6,19 +6,35 @@
 // # Layout
 //
 // Values are the JSON encoding of the keys domain types. The file holds
-// five buckets, all created by Open:
+// seven buckets, all created by Open (so a file written before a bucket
+// was added gains it on the next Open):
 //
-//	orgs            org id                   → keys.Org
-//	apikeys         key id                   → keys.APIKey
-//	apikeys_by_org  org id + "\x00" + key id → 1 byte: 1 live, 0 revoked
-//	signing_keys    org id                   → []keys.SigningKey, oldest first
-//	settings        name                     → raw bytes
+//	orgs            org id                     → keys.Org
+//	apikeys         key id                     → keys.APIKey
+//	apikeys_by_org  org id + "\x00" + key id   → 1 byte: 1 live, 0 revoked
+//	signing_keys    org id                     → []keys.SigningKey, oldest first
+//	settings        name                       → raw bytes
+//	tombstones      key id                     → deletion time, RFC 3339 (UTC, ns)
+//	audit           org id + "\x00" + event id → keys.AuditEvent
 //
 // apikeys_by_org is an index kept in step with apikeys by every write that
 // touches a key. ListAPIKeys walks it in key id order (ids are UUIDv7, so
 // that is creation order), and CreateAPIKey counts an org's live keys from
 // its one-byte values without decoding any JSON. The index relies on org
 // ids never containing "\x00", which keys.ValidOrgID guarantees.
+//
+// tombstones records each key DeleteAPIKey removes, for readers that sync
+// deletions with ListTombstones. DeleteAPIKey prunes tombstones older than
+// TombstoneRetention (seven days) in its own transaction, so the bucket
+// stays small and ListTombstones can afford to scan all of it. Deletion
+// times come from Options.Now, read inside the write transaction.
+//
+// audit is keyed like the index, and event ids are UUIDv7 strings, so an
+// org's events sit together in time order. ListAudit seeks to the end of
+// the org's range (or to opts.After) and walks back with a cursor, newest
+// first; AppendAudit refuses an org id containing "\x00", so one org's
+// range never holds another's events, not even when one id is a prefix of
+// the other ("acme" and "acme-2").
 //
 // # Transactions
 //
@@ -27,10 +43,12 @@
 // write always sees the result of the previous one. This is what makes
 // CreateAPIKey's max_keys check exact under concurrency: the count and the
 // insert happen in the same transaction. The updater functions of
-// UpdateOrg, UpdateAPIKey and UpdateSigningKeys run inside that
-// transaction, are called exactly once, and must not call back into the
-// DB: a nested write deadlocks, and a nested read may. If an updater
-// fails, its error is returned unchanged and nothing is written.
+// UpdateOrg, UpdateAPIKey and UpdateSigningKeys, and the check of
+// DeleteAPIKey, run inside that transaction, are called exactly once, and
+// must not call back into the DB: a nested write deadlocks, and a nested
+// read may. If one fails, its error is returned unchanged and nothing is
+// written. AppendAudit writes its whole batch in one transaction, or none
+// of it.
 //
 // Reads run in read-only transactions (bbolt's View). bbolt's byte slices
 // are valid only inside their transaction, so every value is decoded, or

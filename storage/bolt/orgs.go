@@ -15,8 +15,9 @@ import (
 // CreateOrg stores org, its signing keys and its first admin key in one
 // transaction. It returns an error wrapping storage.ErrExists if the org
 // id or the admin key id is taken, and one wrapping storage.ErrConflict if
-// admin.Org is not org.ID; either way it writes nothing. The admin key is
-// not counted against org.Policy.MaxKeys.
+// admin.Org is not org.ID; either way it writes nothing. It does not check
+// org.Policy.MaxKeys, but once stored the admin key takes one of its
+// slots like any other live key.
 func (db *DB) CreateOrg(ctx context.Context, org keys.Org, signing []keys.SigningKey, admin keys.APIKey) error {
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		if admin.Org != org.ID {

@@ -15,8 +15,8 @@ import (
 
 // RunConcurrent runs the tests that only concurrency can fail: many
 // goroutines writing to one store at once must neither exceed an org's
-// max_keys nor lose an update. Each subtest gets a fresh store from
-// newStore.
+// max_keys nor lose an update or an audit event. Each subtest gets a fresh
+// store from newStore.
 func RunConcurrent(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	runGroups(t, newStore, []group{
 		{"CreateAPIKey", []test{{"MaxKeys", testConcurrentCreateAPIKeyLimit}}},
@@ -24,6 +24,7 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"UpdateOrg", []test{{"NoLostUpdate", testConcurrentUpdateOrg}}},
 		{"UpdateSigningKeys", []test{{"NoLostUpdate", testConcurrentUpdateSigningKeys}}},
 		{"InitSetting", []test{{"OneWinner", testConcurrentInitSetting}}},
+		{"AppendAudit", []test{{"NoLostEvent", testConcurrentAppendAudit}}},
 	})
 }
 
@@ -51,7 +52,7 @@ func testConcurrentCreateAPIKeyLimit(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	f := mustCreateOrg(t, s, "acme", maxKeys)
 	// Free the admin key's slot, so that the org starts with no keys.
-	if err := s.DeleteAPIKey(ctx, f.admin.ID); err != nil {
+	if err := s.DeleteAPIKey(ctx, f.admin.ID, nil); err != nil {
 		t.Fatalf("DeleteAPIKey(admin): %v", err)
 	}
 	ks := make([]keys.APIKey, tries)
@@ -207,5 +208,39 @@ func testConcurrentInitSetting(t *testing.T, s storage.Store) {
 		if v != string(stored) {
 			t.Fatalf("InitSetting #%d=%q, want the stored %q", i, v, stored)
 		}
+	}
+}
+
+// testConcurrentAppendAudit has 20 goroutines each append a batch of five
+// events (four in acme, one in acme-2): every event must be listed exactly
+// once, newest first, in its own org.
+func testConcurrentAppendAudit(t *testing.T, s storage.Store) {
+	const n, perBatch = 20, 5
+	ctx := context.Background()
+	mustCreateOrg(t, s, "acme", 10)
+	mustCreateOrg(t, s, "acme-2", 10)
+	batches := make([][]keys.AuditEvent, n)
+	want := map[string][]keys.AuditEvent{}
+	for i := range batches {
+		for j := range perBatch {
+			org := "acme"
+			if j == perBatch-1 {
+				org = "acme-2"
+			}
+			e := newAuditEvent(t, org, "root", keys.AuditKeyUpdate, "")
+			e.Details = map[string]string{"batch": fmt.Sprint(i), "event": fmt.Sprint(j)}
+			batches[i] = append(batches[i], e)
+			want[org] = append(want[org], e)
+		}
+	}
+
+	errs := parallel(n, func(i int) error { return s.AppendAudit(ctx, batches[i]) })
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("AppendAudit #%d: %v", i, err)
+		}
+	}
+	for org, want := range want {
+		checkEqual(t, fmt.Sprintf("ListAudit(%q)", org), mustListAudit(t, s, org, storage.AuditListOptions{}), byNewest(want))
 	}
 }

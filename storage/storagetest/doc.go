@@ -24,12 +24,18 @@
 //
 // Run checks each method's results and its sentinel errors with
 // errors.Is, that failed writes write nothing, that every field of
-// keys.Org, keys.APIKey and keys.SigningKey survives a round trip (times
-// with time.Time.Equal, nil and empty slices as equal, custom claims as
-// JSON values), ordering and paging of the lists, and that revoking or
-// deleting a key frees a max_keys slot.
+// keys.Org, keys.APIKey, keys.SigningKey and keys.AuditEvent survives a
+// round trip (times with time.Time.Equal, nil and empty slices and maps as
+// equal, custom claims as JSON values), ordering, paging and filtering of
+// the lists, that list methods return empty rather than nil results, that
+// revoking or deleting a key frees a max_keys slot and unrevoking one
+// takes a slot only if one is free, that updaters and checks get their
+// errors back unchanged, and that DeleteAPIKey records a tombstone dated
+// during the call (within a millisecond, for backends with coarser
+// clocks) exactly when its check lets it delete.
 //
 // RunConcurrent checks the invariants that only concurrency can break: no
-// org ever exceeds max_keys, and no update made through an updater
-// function is lost.
+// org ever exceeds max_keys, no update made through an updater function
+// is lost, and every audit event appended concurrently is listed exactly
+// once.
 package storagetest

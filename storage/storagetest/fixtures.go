@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,10 @@ func newOrg(id string, maxKeys int) keys.Org {
 			TokenTTL:       keys.Duration(15 * time.Minute),
 			Audiences:      []string{"https://api.example.com", "https://" + id + ".example.com"},
 			ExpiryWarning:  keys.Duration(7 * 24 * time.Hour),
+		},
+		Limits: keys.Limits{
+			MaxKeys:        2 * maxKeys,
+			MaxKeyLifetime: keys.Duration(365 * 24 * time.Hour),
 		},
 	}
 }
@@ -199,6 +204,75 @@ func mustListSigningKeys(tb testing.TB, s storage.Store, org string) []keys.Sign
 	return ks
 }
 
+// newAuditEvent returns an event of org with a fresh UUIDv7 id, acting
+// on keyID (which may be ""), with every other field set.
+func newAuditEvent(tb testing.TB, org, actor, action, keyID string) keys.AuditEvent {
+	tb.Helper()
+	id := newID(tb)
+	return keys.AuditEvent{
+		ID:       id,
+		Org:      org,
+		Time:     t0.Add(time.Minute),
+		Actor:    actor,
+		Action:   action,
+		KeyID:    keyID,
+		ClientIP: "192.0.2.7",
+		Reason:   "reason of " + id,
+		Details:  map[string]string{"event": id, "field": "name"},
+	}
+}
+
+// mustAppendAudit appends events in one call.
+func mustAppendAudit(tb testing.TB, s storage.Store, events ...keys.AuditEvent) {
+	tb.Helper()
+	if err := s.AppendAudit(context.Background(), events); err != nil {
+		tb.Fatalf("AppendAudit(%d events): %v", len(events), err)
+	}
+}
+
+// mustListAudit lists org's events with opts.
+func mustListAudit(tb testing.TB, s storage.Store, org string, opts storage.AuditListOptions) []keys.AuditEvent {
+	tb.Helper()
+	es, err := s.ListAudit(context.Background(), org, opts)
+	if err != nil {
+		tb.Fatalf("ListAudit(%q, %+v): %v", org, opts, err)
+	}
+	if es == nil {
+		tb.Fatalf("ListAudit(%q, %+v)=nil, want a non-nil slice", org, opts)
+	}
+	return es
+}
+
+// mustListTombstones lists the tombstones since since.
+func mustListTombstones(tb testing.TB, s storage.Store, since time.Time) map[string]time.Time {
+	tb.Helper()
+	ts, err := s.ListTombstones(context.Background(), since)
+	if err != nil {
+		tb.Fatalf("ListTombstones(%v): %v", since, err)
+	}
+	if ts == nil {
+		tb.Fatalf("ListTombstones(%v)=nil, want a non-nil map", since)
+	}
+	return ts
+}
+
+// eventIDs returns the ids of es, in order.
+func eventIDs(es []keys.AuditEvent) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
+}
+
+// byNewest returns a copy of es sorted as ListAudit orders them: highest
+// (newest UUIDv7) id first.
+func byNewest(es []keys.AuditEvent) []keys.AuditEvent {
+	out := slices.Clone(es)
+	slices.SortFunc(out, func(a, b keys.AuditEvent) int { return strings.Compare(b.ID, a.ID) })
+	return out
+}
+
 // checkErrorIs fails unless errors.Is(err, want).
 func checkErrorIs(tb testing.TB, what string, err, want error) {
 	tb.Helper()
@@ -232,7 +306,7 @@ func sortedIDs(ks []keys.APIKey) []string {
 
 // checkEqual fails with one line per field of got that differs from want.
 // It compares the way a user of the store would: time.Time with Equal, nil
-// and empty slices as equal, json.RawMessage as JSON values.
+// and empty slices (and maps) as equal, json.RawMessage as JSON values.
 func checkEqual[T any](tb testing.TB, what string, got, want T) {
 	tb.Helper()
 	var d []string
@@ -287,6 +361,19 @@ func diff(d *[]string, path string, got, want reflect.Value) {
 			report(got.Elem(), "nil")
 		default:
 			diff(d, path, got.Elem(), want.Elem())
+		}
+	case reflect.Map:
+		if got.Len() != want.Len() {
+			report(got, want)
+			return
+		}
+		for _, k := range want.MapKeys() {
+			g := got.MapIndex(k)
+			if !g.IsValid() {
+				*d = append(*d, fmt.Sprintf("%s[%v] missing, want %v", path, k, want.MapIndex(k)))
+				continue
+			}
+			diff(d, fmt.Sprintf("%s[%v]", path, k), g, want.MapIndex(k))
 		}
 	case reflect.Slice:
 		if got.Len() != want.Len() {

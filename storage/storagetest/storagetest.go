@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -49,11 +50,13 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 			{"OK", testCreateOrg},
 			{"ErrExists", testCreateOrgErrExists},
 			{"AdminIDTaken", testCreateOrgAdminIDTaken},
+			{"AdminOfOtherOrg", testCreateOrgAdminOfOtherOrg},
 		}},
 		{"ListOrgs", []test{{"OK", testListOrgs}}},
 		{"UpdateOrg", []test{
 			{"OK", testUpdateOrg},
 			{"FnError", testUpdateOrgFnError},
+			{"ErrConflict", testUpdateOrgErrConflict},
 		}},
 		{"CreateAPIKey", []test{
 			{"RoundTrip", testAPIKeyRoundTrip},
@@ -73,14 +76,31 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 			{"OK", testUpdateAPIKey},
 			{"FnError", testUpdateAPIKeyFnError},
 			{"ErrConflict", testUpdateAPIKeyErrConflict},
+			{"UnrevokeAtLimit", testUnrevokeAtLimit},
 		}},
-		{"DeleteAPIKey", []test{{"OK", testDeleteAPIKey}}},
+		{"DeleteAPIKey", []test{
+			{"OK", testDeleteAPIKey},
+			{"CheckRefuses", testDeleteAPIKeyCheckRefuses},
+			{"Tombstone", testDeleteAPIKeyTombstone},
+		}},
+		{"AppendAudit", []test{
+			{"RoundTrip", testAuditRoundTrip},
+			{"ErrExists", testAppendAuditErrExists},
+		}},
+		{"ListAudit", []test{
+			{"Order", testListAuditOrder},
+			{"Paging", testListAuditPaging},
+			{"KeyID", testListAuditKeyID},
+			{"Action", testListAuditAction},
+			{"OtherOrgs", testListAuditOtherOrgs},
+		}},
 		{"ListSigningKeys", []test{{"OK", testListSigningKeys}}},
 		{"UpdateSigningKeys", []test{
 			{"OK", testUpdateSigningKeys},
 			{"FnError", testUpdateSigningKeysFnError},
 		}},
 		{"Settings", []test{{"OK", testSettings}}},
+		{"Lists", []test{{"EmptyNotNil", testListsEmptyNotNil}}},
 		{"Close", []test{{"OK", testClose}}},
 	})
 }
@@ -92,6 +112,8 @@ func testErrors(t *testing.T, s storage.Store) {
 	existing := mustCreateAPIKeys(t, s, "acme", 1)[0]
 	other := mustCreateOrg(t, s, "other", 10)
 	keep := func(k keys.APIKey) (keys.APIKey, error) { return k, nil }
+	event := newAuditEvent(t, "acme", f.admin.ID, keys.AuditKeyCreate, existing.ID)
+	mustAppendAudit(t, s, event)
 
 	tests := []struct {
 		name string
@@ -101,6 +123,14 @@ func testErrors(t *testing.T, s storage.Store) {
 		{"CreateOrg/ErrExists", func(t *testing.T) error {
 			return s.CreateOrg(ctx, newOrg("acme", 5), nil, newAPIKey(t, "acme"))
 		}, storage.ErrExists},
+		{"CreateOrg/AdminIDTaken/ErrExists", func(t *testing.T) error {
+			admin := newAPIKey(t, "beta")
+			admin.ID = existing.ID
+			return s.CreateOrg(ctx, newOrg("beta", 5), nil, admin)
+		}, storage.ErrExists},
+		{"CreateOrg/AdminOfOtherOrg/ErrConflict", func(t *testing.T) error {
+			return s.CreateOrg(ctx, newOrg("beta", 5), nil, newAPIKey(t, "acme"))
+		}, storage.ErrConflict},
 		{"GetOrg/ErrNotFound", func(t *testing.T) error {
 			_, err := s.GetOrg(ctx, "nope")
 			return err
@@ -109,6 +139,13 @@ func testErrors(t *testing.T, s storage.Store) {
 			_, err := s.UpdateOrg(ctx, "nope", func(o keys.Org) (keys.Org, error) { return o, nil })
 			return err
 		}, storage.ErrNotFound},
+		{"UpdateOrg/ChangeID/ErrConflict", func(t *testing.T) error {
+			_, err := s.UpdateOrg(ctx, "acme", func(o keys.Org) (keys.Org, error) {
+				o.ID = "beta"
+				return o, nil
+			})
+			return err
+		}, storage.ErrConflict},
 		{"CreateAPIKey/ErrNotFound", func(t *testing.T) error {
 			return s.CreateAPIKey(ctx, newAPIKey(t, "nope"))
 		}, storage.ErrNotFound},
@@ -146,8 +183,11 @@ func testErrors(t *testing.T, s storage.Store) {
 			return err
 		}, storage.ErrConflict},
 		{"DeleteAPIKey/ErrNotFound", func(t *testing.T) error {
-			return s.DeleteAPIKey(ctx, newID(t))
+			return s.DeleteAPIKey(ctx, newID(t), nil)
 		}, storage.ErrNotFound},
+		{"AppendAudit/ErrExists", func(t *testing.T) error {
+			return s.AppendAudit(ctx, []keys.AuditEvent{event})
+		}, storage.ErrExists},
 		{"UpdateSigningKeys/ErrNotFound", func(t *testing.T) error {
 			_, err := s.UpdateSigningKeys(ctx, "nope", func(ks []keys.SigningKey) ([]keys.SigningKey, error) { return ks, nil })
 			return err
@@ -166,6 +206,12 @@ func testErrors(t *testing.T, s storage.Store) {
 	}
 	// None of the failed writes above changed anything.
 	checkEqual(t, "org", mustGetOrg(t, s, "acme"), f.org)
+	_, err := s.GetOrg(ctx, "beta")
+	checkErrorIs(t, "GetOrg(beta)", err, storage.ErrNotFound)
+	checkEqual(t, "audit", mustListAudit(t, s, "acme", storage.AuditListOptions{}), []keys.AuditEvent{event})
+	if got, want := len(mustListTombstones(t, s, time.Time{})), 0; got != want {
+		t.Fatalf("len(ListTombstones)=%d, want %d", got, want)
+	}
 	checkEqual(t, "admin key", mustGetAPIKey(t, s, f.admin.ID), f.admin)
 	checkEqual(t, "key", mustGetAPIKey(t, s, existing.ID), existing)
 	if got, want := ids(mustListAPIKeys(t, s, "acme", storage.ListOptions{})), sortedIDs([]keys.APIKey{f.admin, existing}); !slices.Equal(got, want) {
@@ -244,6 +290,31 @@ func testCreateOrgAdminIDTaken(t *testing.T, s storage.Store) {
 	checkEqual(t, "acme admin key", mustGetAPIKey(t, s, f.admin.ID), f.admin)
 }
 
+// testCreateOrgAdminOfOtherOrg checks that CreateOrg refuses an admin key
+// whose Org is not the new org, and then writes nothing, neither to the
+// new org nor to the admin key's org.
+func testCreateOrgAdminOfOtherOrg(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	beta := mustCreateOrg(t, s, "beta", 10)
+	for _, org := range []string{"beta", "nope"} {
+		t.Run(org, func(t *testing.T) {
+			admin := newAPIKey(t, org)
+			err := s.CreateOrg(ctx, newOrg("acme", 10), []keys.SigningKey{newSigningKey("acme", "kid-a", t0)}, admin)
+			checkErrorIs(t, "CreateOrg", err, storage.ErrConflict)
+
+			_, err = s.GetOrg(ctx, "acme")
+			checkErrorIs(t, "GetOrg(acme)", err, storage.ErrNotFound)
+			if got, want := len(mustListSigningKeys(t, s, "acme")), 0; got != want {
+				t.Fatalf("len(ListSigningKeys(acme))=%d, want %d", got, want)
+			}
+			checkAPIKeyAbsent(t, s, admin.ID)
+			if got, want := ids(mustListAPIKeys(t, s, "beta", storage.ListOptions{})), []string{beta.admin.ID}; !slices.Equal(got, want) {
+				t.Fatalf("beta keys=%v, want %v", got, want)
+			}
+		})
+	}
+}
+
 func testListOrgs(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	got, err := s.ListOrgs(ctx)
@@ -307,6 +378,29 @@ func testUpdateOrgFnError(t *testing.T, s storage.Store) {
 		t.Fatalf("UpdateOrg err=%v, want fn's error %v unchanged", got, want)
 	}
 	checkEqual(t, "GetOrg", mustGetOrg(t, s, "acme"), f.org)
+}
+
+// testUpdateOrgErrConflict checks that an updater may not rename an org,
+// neither to a free id nor to a taken one, and that nothing is written
+// when it tries.
+func testUpdateOrgErrConflict(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	f := mustCreateOrg(t, s, "acme", 10)
+	other := mustCreateOrg(t, s, "other", 10)
+	for _, id := range []string{"beta", "other"} {
+		t.Run(id, func(t *testing.T) {
+			_, err := s.UpdateOrg(ctx, "acme", func(o keys.Org) (keys.Org, error) {
+				o.ID = id
+				o.Name = "renamed"
+				return o, nil
+			})
+			checkErrorIs(t, "UpdateOrg", err, storage.ErrConflict)
+			checkEqual(t, "GetOrg(acme)", mustGetOrg(t, s, "acme"), f.org)
+			checkEqual(t, "GetOrg(other)", mustGetOrg(t, s, "other"), other.org)
+			_, err = s.GetOrg(ctx, "beta")
+			checkErrorIs(t, "GetOrg(beta)", err, storage.ErrNotFound)
+		})
+	}
 }
 
 // testAPIKeyRoundTrip stores keys with every field set, live and revoked,
@@ -420,7 +514,7 @@ func testDeleteFreesSlot(t *testing.T, s storage.Store) {
 	ks := mustCreateAPIKeys(t, s, "acme", 2)
 	checkErrorIs(t, "CreateAPIKey at max_keys", s.CreateAPIKey(ctx, newAPIKey(t, "acme")), storage.ErrKeyLimit)
 
-	if err := s.DeleteAPIKey(ctx, ks[1].ID); err != nil {
+	if err := s.DeleteAPIKey(ctx, ks[1].ID, nil); err != nil {
 		t.Fatalf("DeleteAPIKey: %v", err)
 	}
 	if err := s.CreateAPIKey(ctx, newAPIKey(t, "acme")); err != nil {
@@ -514,7 +608,7 @@ func testListAPIKeysAfterDeleted(t *testing.T, s storage.Store) {
 
 	first := mustListAPIKeys(t, s, "acme", storage.ListOptions{Limit: 4})
 	last := first[len(first)-1].ID
-	if err := s.DeleteAPIKey(ctx, last); err != nil {
+	if err := s.DeleteAPIKey(ctx, last, nil); err != nil {
 		t.Fatalf("DeleteAPIKey: %v", err)
 	}
 	rest := mustListAPIKeys(t, s, "acme", storage.ListOptions{After: last, Limit: 100})
@@ -696,12 +790,58 @@ func testUpdateAPIKeyErrConflict(t *testing.T, s storage.Store) {
 	}
 }
 
+// testUnrevokeAtLimit checks that an updater may not clear RevokedAt while
+// the org has no free slot, so max_keys holds for updates too.
+func testUnrevokeAtLimit(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	f := mustCreateOrg(t, s, "acme", 2)
+	revokedAt := t0.Add(time.Hour)
+	revoke := func(k keys.APIKey) (keys.APIKey, error) {
+		k.RevokedAt = &revokedAt
+		return k, nil
+	}
+	unrevoke := func(k keys.APIKey) (keys.APIKey, error) {
+		k.RevokedAt = nil
+		return k, nil
+	}
+	revoked, err := s.UpdateAPIKey(ctx, f.admin.ID, revoke)
+	if err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	ks := mustCreateAPIKeys(t, s, "acme", 2) // the org is full again
+
+	_, err = s.UpdateAPIKey(ctx, f.admin.ID, unrevoke)
+	checkErrorIs(t, "unrevoke at max_keys", err, storage.ErrKeyLimit)
+	checkErrorIs(t, "unrevoke at max_keys", err, storage.ErrConflict)
+	checkEqual(t, "admin key after a refused unrevoke", mustGetAPIKey(t, s, f.admin.ID), revoked)
+
+	// Updating a revoked key without unrevoking it is fine.
+	renamed, err := s.UpdateAPIKey(ctx, f.admin.ID, func(k keys.APIKey) (keys.APIKey, error) {
+		k.Name = "renamed"
+		return k, nil
+	})
+	if err != nil {
+		t.Fatalf("rename a revoked key at max_keys: %v", err)
+	}
+	if renamed.RevokedAt == nil {
+		t.Fatalf("renamed key lost its RevokedAt")
+	}
+	// Once a slot is free, the key may come back, and then fills it.
+	if _, err := s.UpdateAPIKey(ctx, ks[0].ID, revoke); err != nil {
+		t.Fatalf("revoke another key: %v", err)
+	}
+	if _, err := s.UpdateAPIKey(ctx, f.admin.ID, unrevoke); err != nil {
+		t.Fatalf("unrevoke with a free slot: %v", err)
+	}
+	checkErrorIs(t, "CreateAPIKey after the unrevoke", s.CreateAPIKey(ctx, newAPIKey(t, "acme")), storage.ErrKeyLimit)
+}
+
 func testDeleteAPIKey(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	f := mustCreateOrg(t, s, "acme", 10)
 	ks := mustCreateAPIKeys(t, s, "acme", 2)
 
-	if err := s.DeleteAPIKey(ctx, ks[0].ID); err != nil {
+	if err := s.DeleteAPIKey(ctx, ks[0].ID, nil); err != nil {
 		t.Fatalf("DeleteAPIKey: %v", err)
 	}
 	checkAPIKeyAbsent(t, s, ks[0].ID)
@@ -709,13 +849,112 @@ func testDeleteAPIKey(t *testing.T, s storage.Store) {
 	if got, want := ids(mustListAPIKeys(t, s, "acme", storage.ListOptions{})), sortedIDs([]keys.APIKey{f.admin, ks[1]}); !slices.Equal(got, want) {
 		t.Fatalf("ListAPIKeys=%v, want %v", got, want)
 	}
-	checkErrorIs(t, "DeleteAPIKey again", s.DeleteAPIKey(ctx, ks[0].ID), storage.ErrNotFound)
+	checkErrorIs(t, "DeleteAPIKey again", s.DeleteAPIKey(ctx, ks[0].ID, nil), storage.ErrNotFound)
+	err := s.DeleteAPIKey(ctx, newID(t), func(keys.APIKey) error {
+		t.Errorf("check called for a missing key")
+		return nil
+	})
+	checkErrorIs(t, "DeleteAPIKey of a missing key with a check", err, storage.ErrNotFound)
 
 	// The id is free again.
 	if err := s.CreateAPIKey(ctx, ks[0]); err != nil {
 		t.Fatalf("CreateAPIKey with a deleted key's id: %v", err)
 	}
 	checkEqual(t, "recreated key", mustGetAPIKey(t, s, ks[0].ID), ks[0])
+}
+
+// testDeleteAPIKeyCheckRefuses checks that when check fails, DeleteAPIKey
+// returns its error unchanged and neither deletes the key nor records a
+// tombstone.
+func testDeleteAPIKeyCheckRefuses(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	f := mustCreateOrg(t, s, "acme", 10)
+	k := mustCreateAPIKeys(t, s, "acme", 1)[0]
+
+	for _, want := range []error{errBoom, fmt.Errorf("key is not revoked: %w", errBoom)} {
+		calls := 0
+		err := s.DeleteAPIKey(ctx, k.ID, func(got keys.APIKey) error {
+			calls++
+			checkEqual(t, "key passed to check", got, k)
+			return want
+		})
+		if got := err; got != want {
+			t.Fatalf("DeleteAPIKey err=%v, want check's error %v unchanged", got, want)
+		}
+		if calls < 1 {
+			t.Fatalf("check calls=%d, want at least 1", calls)
+		}
+	}
+	checkEqual(t, "GetAPIKey", mustGetAPIKey(t, s, k.ID), k)
+	if got, want := ids(mustListAPIKeys(t, s, "acme", storage.ListOptions{})), sortedIDs([]keys.APIKey{f.admin, k}); !slices.Equal(got, want) {
+		t.Fatalf("ListAPIKeys=%v, want %v", got, want)
+	}
+	if ts := mustListTombstones(t, s, time.Time{}); len(ts) != 0 {
+		t.Fatalf("ListTombstones=%v, want none", ts)
+	}
+}
+
+// tombstoneSlack is how far outside the window around its DeleteAPIKey
+// call a tombstone's time may lie, for backends that store times coarser
+// than Go's nanoseconds.
+const tombstoneSlack = time.Millisecond
+
+// testDeleteAPIKeyTombstone checks that a deletion that check lets through
+// records a tombstone dated during the call, which ListTombstones lists
+// from since up to and including its time, and not after.
+func testDeleteAPIKeyTombstone(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	f := mustCreateOrg(t, s, "acme", 10)
+	ks := mustCreateAPIKeys(t, s, "acme", 2)
+
+	calls := 0
+	before := time.Now()
+	err := s.DeleteAPIKey(ctx, ks[0].ID, func(got keys.APIKey) error {
+		calls++
+		checkEqual(t, "key passed to check", got, ks[0])
+		return nil
+	})
+	after := time.Now()
+	if err != nil {
+		t.Fatalf("DeleteAPIKey: %v", err)
+	}
+	if calls < 1 {
+		t.Fatalf("check calls=%d, want at least 1", calls)
+	}
+	checkAPIKeyAbsent(t, s, ks[0].ID)
+	if got, want := ids(mustListAPIKeys(t, s, "acme", storage.ListOptions{})), sortedIDs([]keys.APIKey{f.admin, ks[1]}); !slices.Equal(got, want) {
+		t.Fatalf("ListAPIKeys=%v, want %v", got, want)
+	}
+
+	ts := mustListTombstones(t, s, before.Add(-tombstoneSlack))
+	at, ok := ts[ks[0].ID]
+	if !ok || len(ts) != 1 {
+		t.Fatalf("ListTombstones=%v, want only %s", ts, ks[0].ID)
+	}
+	if at.Before(before.Add(-tombstoneSlack)) || at.After(after.Add(tombstoneSlack)) {
+		t.Fatalf("tombstone time=%v, want within [%v, %v]", at, before, after)
+	}
+	if got := mustListTombstones(t, s, time.Time{}); !maps.Equal(got, ts) {
+		t.Fatalf("ListTombstones(zero time)=%v, want %v", got, ts)
+	}
+	if _, ok := mustListTombstones(t, s, at)[ks[0].ID]; !ok {
+		t.Fatalf("ListTombstones(since its own time) lacks %s; since is inclusive", ks[0].ID)
+	}
+	if got := mustListTombstones(t, s, at.Add(time.Nanosecond)); len(got) != 0 {
+		t.Fatalf("ListTombstones(since just after the deletion)=%v, want none", got)
+	}
+	if got := mustListTombstones(t, s, after.Add(time.Hour)); len(got) != 0 {
+		t.Fatalf("ListTombstones(an hour after the deletion)=%v, want none", got)
+	}
+
+	// A second deletion adds its own tombstone and keeps the first.
+	if err := s.DeleteAPIKey(ctx, ks[1].ID, nil); err != nil {
+		t.Fatalf("DeleteAPIKey(nil check): %v", err)
+	}
+	ts = mustListTombstones(t, s, before.Add(-tombstoneSlack))
+	if _, ok := ts[ks[1].ID]; !ok || len(ts) != 2 || !ts[ks[0].ID].Equal(at) {
+		t.Fatalf("ListTombstones after a second delete=%v, want %s at %v and %s", ts, ks[0].ID, at, ks[1].ID)
+	}
 }
 
 func testListSigningKeys(t *testing.T, s storage.Store) {
@@ -849,6 +1088,52 @@ func testSettings(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.GetSetting(ctx, "empty"); err != nil {
 		t.Fatalf("GetSetting(empty): %v", err)
+	}
+}
+
+// testListsEmptyNotNil checks that every list method returns an empty,
+// non-nil result when nothing matches.
+func testListsEmptyNotNil(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	orgs, err := s.ListOrgs(ctx)
+	if err != nil || orgs == nil || len(orgs) != 0 {
+		t.Fatalf("ListOrgs on an empty store=%#v, %v; want an empty non-nil slice", orgs, err)
+	}
+	mustCreateOrg(t, s, "acme", 10)
+	for _, tt := range []struct {
+		name string
+		list func() (isNil bool, n int, err error)
+	}{
+		{"ListAPIKeys/MissingOrg", func() (bool, int, error) {
+			ks, err := s.ListAPIKeys(ctx, "nope", storage.ListOptions{})
+			return ks == nil, len(ks), err
+		}},
+		{"ListAPIKeys/FilterDropsAll", func() (bool, int, error) {
+			ks, err := s.ListAPIKeys(ctx, "acme", storage.ListOptions{Filter: func(keys.APIKey) bool { return false }})
+			return ks == nil, len(ks), err
+		}},
+		{"ListSigningKeys/MissingOrg", func() (bool, int, error) {
+			ks, err := s.ListSigningKeys(ctx, "nope")
+			return ks == nil, len(ks), err
+		}},
+		{"ListAudit/NoEvents", func() (bool, int, error) {
+			es, err := s.ListAudit(ctx, "acme", storage.AuditListOptions{})
+			return es == nil, len(es), err
+		}},
+		{"ListTombstones/NoDeletions", func() (bool, int, error) {
+			ts, err := s.ListTombstones(ctx, time.Time{})
+			return ts == nil, len(ts), err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			isNil, n, err := tt.list()
+			if err != nil {
+				t.Fatalf("err=%v", err)
+			}
+			if isNil || n != 0 {
+				t.Fatalf("nil=%v, len=%d; want an empty non-nil result", isNil, n)
+			}
+		})
 	}
 }
 
