@@ -1,0 +1,154 @@
+package issuer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keymint/keymint/issuer"
+	"github.com/keymint/keymint/jwks"
+	"github.com/keymint/keymint/keys"
+	"github.com/keymint/keymint/storage/bolt"
+)
+
+func newService(tb testing.TB, now func() time.Time) (*issuer.Service, *bolt.DB) {
+	tb.Helper()
+	db, err := bolt.Open(filepath.Join(tb.TempDir(), "keymint.db"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, _ := issuer.NewMasterKey(bytes.Repeat([]byte{7}, 32))
+	svc, err := issuer.New(issuer.Config{Store: db, Master: m, PublicURL: "https://keymint.test", Now: now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { svc.Close(); db.Close() })
+	return svc, db
+}
+
+// TestRoundTrip: a token minted by issuer verifies with jwks against the
+// published keys, for every algorithm.
+func TestRoundTrip(t *testing.T) {
+	for _, alg := range []string{keys.AlgES256, keys.AlgEdDSA, keys.AlgRS256} {
+		t.Run(alg, func(t *testing.T) {
+			ctx := context.Background()
+			svc, _ := newService(t, nil)
+			b, err := svc.Bootstrap(ctx, issuer.BootstrapRequest{ID: "rt", Name: "rt", Alg: alg, By: issuer.Principal{Root: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, _, err := svc.Exchange(ctx, issuer.ExchangeRequest{KeyID: b.Admin.ID, Secret: b.Secret.String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := svc.Keyring().Published(ctx, "rt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := len(pub.Keys), 2; got != want { // active + pre-published next
+				t.Fatalf("published keys=%d, want %d", got, want)
+			}
+			in := make([]jwks.PublicKey, len(pub.Keys))
+			for i, k := range pub.Keys {
+				in[i] = jwks.PublicKey{KID: k.KID, Alg: k.Alg, Key: k.Key}
+			}
+			set, err := jwks.NewKeySet(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			iss := svc.IssuerURL("rt")
+			v, err := jwks.NewVerifier(jwks.WithIssuer(iss), jwks.WithSource(jwks.StaticKeySet(set)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := v.Verify(ctx, tok.Raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.KeyID != b.SigningKey.KID || c.Subject != b.Admin.ID || c.Role != "admin" || c.Scope != "*:*" {
+				t.Fatalf("claims %+v", c)
+			}
+		})
+	}
+}
+
+func TestTokenNeverOutlivesKey(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	svc, _ := newService(t, func() time.Time { return now })
+	b, err := svc.Bootstrap(ctx, issuer.BootstrapRequest{ID: "short", Name: "s", By: issuer.Principal{Root: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := issuer.Principal{Org: "short", KeyID: b.Admin.ID, Scopes: keys.Scopes{keys.MustParseScope("*:*")}}
+	exp := now.Add(5 * time.Minute)
+	c, err := svc.CreateKey(ctx, p, keys.KeySpec{Name: "brief", Type: keys.TypeSecret, Role: "viewer", ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := svc.Exchange(ctx, issuer.ExchangeRequest{KeyID: c.Key.ID, Secret: c.Secret.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.ExpiresAt.Equal(exp) {
+		t.Fatalf("token exp=%v, want the key's expiry %v", tok.ExpiresAt, exp)
+	}
+}
+
+func TestMasterKey(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "keymint.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, _ := issuer.NewMasterKey(bytes.Repeat([]byte{1}, 32))
+	b, _ := issuer.NewMasterKey(bytes.Repeat([]byte{2}, 32))
+	if err := issuer.CheckMasterKey(ctx, db, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.CheckMasterKey(ctx, db, a); err != nil {
+		t.Fatalf("same key again: %v", err)
+	}
+	if err := issuer.CheckMasterKey(ctx, db, b); !errors.Is(err, issuer.ErrWrongMasterKey) {
+		t.Fatalf("other key: err=%v, want ErrWrongMasterKey", err)
+	}
+	sealed, _ := a.Seal([]byte("private"), []byte("acme/kid1"))
+	if _, err := b.Open(sealed, []byte("acme/kid1")); err == nil {
+		t.Fatal("opened with another master key")
+	}
+	if _, err := a.Open(sealed, []byte("acme/kid2")); err == nil {
+		t.Fatal("opened a key sealed for another kid")
+	}
+	if pt, err := a.Open(sealed, []byte("acme/kid1")); err != nil || string(pt) != "private" {
+		t.Fatalf("Open=%q, %v", pt, err)
+	}
+	if _, err := issuer.NewMasterKey([]byte("short")); err == nil {
+		t.Fatal("a short master key was accepted")
+	}
+}
+
+// BenchmarkMint is one exchange through the service (lookup, hash
+// compare, mint), per algorithm.
+func BenchmarkMint(b *testing.B) {
+	for _, alg := range []string{keys.AlgES256, keys.AlgEdDSA, keys.AlgRS256} {
+		b.Run(alg, func(b *testing.B) {
+			ctx := context.Background()
+			svc, _ := newService(b, nil)
+			bs, err := svc.Bootstrap(ctx, issuer.BootstrapRequest{ID: "bench", Name: "b", Alg: alg, By: issuer.Principal{Root: true}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := issuer.ExchangeRequest{KeyID: bs.Admin.ID, Secret: bs.Secret.String()}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := svc.Exchange(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
