@@ -220,5 +220,10 @@ func validateClaims(raw json.RawMessage, v *ValidationError) {
 	}
 }
 
-// Owner of a management action, recorded as created_by/updated_by.
-const RootActor = "root"
+// Actors recorded as created_by, updated_by and in audit events besides
+// API key ids: the operator's root key, and an unauthenticated caller (a
+// failed exchange).
+const (
+	RootActor      = "root"
+	AnonymousActor = "anonymous"
+)

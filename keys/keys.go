@@ -140,6 +140,10 @@ type Org struct {
 	// last set. An org admin may tighten the policy's values, never
 	// raise them past these.
 	Limits Limits `json:"operator_limits"`
+	// LongerTTLTokensUntil is set when token_ttl is lowered: tokens minted
+	// under the longer token_ttl may be valid until then, so a signing-key
+	// rotation keeps the retiring key published at least as long.
+	LongerTTLTokensUntil *time.Time `json:"longer_ttl_tokens_until,omitempty"`
 }
 
 // Limits are operator-set ceilings of an org's policy.
@@ -237,7 +241,7 @@ func (pp PolicyPatch) Apply(p Policy) Policy {
 		p.TokenTTL = *pp.TokenTTL
 	}
 	if pp.Audiences != nil {
-		p.Audiences = append([]string(nil), pp.Audiences...)
+		p.Audiences = append([]string{}, pp.Audiences...) // [] stays [], never null
 	}
 	if pp.ExpiryWarning != nil {
 		p.ExpiryWarning = *pp.ExpiryWarning
@@ -321,6 +325,10 @@ func ParseCIDR(s string) (netip.Prefix, bool, error) {
 	}
 	if p.Addr().Zone() != "" {
 		return netip.Prefix{}, false, fmt.Errorf("%q: zones are not allowed", s)
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		// ::ffff:a.b.c.d/n is the IPv4 range a.b.c.d/(n-96).
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 	}
 	p = p.Masked()
 	return p, p.Bits() == 0, nil

@@ -92,6 +92,11 @@ type Store interface {
 	// seven days and may drop older ones, so a reader that falls further
 	// behind must resynchronise from ListAPIKeys.
 	ListTombstones(ctx context.Context, since time.Time) (map[string]time.Time, error)
+	// ListDenials returns the ids of keys deleted, revoked or disabled at or
+	// after since and not enabled again, with the time of that change. It
+	// must not read every key: it is called at start on stores of millions
+	// of keys. Backends keep these records at least as long as tombstones.
+	ListDenials(ctx context.Context, since time.Time) (map[string]time.Time, error)
 
 	// AppendAudit stores events in one transaction. Each event's ID is a
 	// UUIDv7 set by the caller; ErrExists if one is already stored in the
@@ -112,6 +117,15 @@ type Store interface {
 	// It returns ErrNotFound if the org does not exist, or fn's error
 	// unchanged.
 	UpdateSigningKeys(ctx context.Context, org string, fn func([]keys.SigningKey) ([]keys.SigningKey, error)) ([]keys.SigningKey, error)
+
+	// AddUsage adds each delta's counts to the stored day of its key, in
+	// one transaction, and moves each key's LastUsedAt forward to the
+	// time given in lastUsed (keys that no longer exist are skipped).
+	AddUsage(ctx context.Context, deltas []keys.UsageDay, lastUsed map[string]time.Time) error
+	// ListUsage returns the stored days of org from the date from to the
+	// date to (inclusive, YYYY-MM-DD), oldest first; only keyID's if it is
+	// not "".
+	ListUsage(ctx context.Context, org, keyID, from, to string) ([]keys.UsageDay, error)
 
 	// GetSetting returns a server setting; ErrNotFound if unset.
 	GetSetting(ctx context.Context, name string) ([]byte, error)

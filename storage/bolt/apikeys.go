@@ -191,6 +191,9 @@ func (db *DB) UpdateAPIKey(ctx context.Context, id string, fn func(keys.APIKey) 
 		if err := putAPIKey(tx, next); err != nil {
 			return err
 		}
+		if err := noteDenial(tx, cur, next, db.now()); err != nil {
+			return err
+		}
 		out = next
 		return nil
 	})

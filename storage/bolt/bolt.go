@@ -52,8 +52,10 @@ var (
 	bucketSettings = []byte("settings")
 	bucketTombs    = []byte("tombstones")
 	bucketAudit    = []byte("audit")
+	bucketUsage    = []byte("usage")
+	bucketDenials  = []byte("denials")
 
-	allBuckets = [][]byte{bucketOrgs, bucketAPIKeys, bucketKeyIndex, bucketSigning, bucketSettings, bucketTombs, bucketAudit}
+	allBuckets = [][]byte{bucketOrgs, bucketAPIKeys, bucketKeyIndex, bucketSigning, bucketSettings, bucketTombs, bucketAudit, bucketUsage, bucketDenials}
 )
 
 // Open opens the bbolt file at path, creating it with mode 0600 if it does

@@ -29,6 +29,7 @@ var errBoom = errors.New("storagetest: boom")
 
 // newOrg returns an org with every field set.
 func newOrg(id string, maxKeys int) keys.Org {
+	longerTTLUntil := t0.Add(2 * time.Hour)
 	return keys.Org{
 		ID:        id,
 		Name:      "Org " + id,
@@ -47,6 +48,7 @@ func newOrg(id string, maxKeys int) keys.Org {
 			MaxKeys:        2 * maxKeys,
 			MaxKeyLifetime: keys.Duration(365 * 24 * time.Hour),
 		},
+		LongerTTLTokensUntil: &longerTTLUntil,
 	}
 }
 

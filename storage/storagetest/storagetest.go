@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 			{"AdminOfOtherOrg", testCreateOrgAdminOfOtherOrg},
 		}},
 		{"ListOrgs", []test{{"OK", testListOrgs}}},
+		{"ListDenials", []test{{"OK", testDenials}}},
 		{"UpdateOrg", []test{
 			{"OK", testUpdateOrg},
 			{"FnError", testUpdateOrgFnError},
