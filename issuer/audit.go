@@ -164,8 +164,9 @@ func (s *Service) ListAudit(ctx context.Context, p Principal, req AuditRequest) 
 	return evs, more, nil
 }
 
-// Close flushes the audit log. Call it before closing the store.
+// Close writes the audit events and usage counts still in memory. Call it
+// after the HTTP server has drained and before closing the store.
 func (s *Service) Close() error {
 	s.auditLog.close()
-	return nil
+	return s.usage.close()
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keymint/keymint/issuer"
 	"github.com/keymint/keymint/jwks"
 	"github.com/keymint/keymint/keys"
+	"github.com/keymint/keymint/storage"
 	"github.com/keymint/keymint/storage/bolt"
 )
 
@@ -150,5 +152,89 @@ func BenchmarkMint(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// countingStore counts calls of every method that writes. Audit batches
+// come from the background writer, never from a request; they are
+// counted apart.
+type countingStore struct {
+	storage.Store
+	writes, audits atomic.Int64
+}
+
+func (c *countingStore) CreateAPIKey(ctx context.Context, k keys.APIKey) error {
+	c.writes.Add(1)
+	return c.Store.CreateAPIKey(ctx, k)
+}
+
+func (c *countingStore) UpdateAPIKey(ctx context.Context, id string, fn func(keys.APIKey) (keys.APIKey, error)) (keys.APIKey, error) {
+	c.writes.Add(1)
+	return c.Store.UpdateAPIKey(ctx, id, fn)
+}
+
+func (c *countingStore) UpdateOrg(ctx context.Context, id string, fn func(keys.Org) (keys.Org, error)) (keys.Org, error) {
+	c.writes.Add(1)
+	return c.Store.UpdateOrg(ctx, id, fn)
+}
+
+func (c *countingStore) UpdateSigningKeys(ctx context.Context, org string, fn func([]keys.SigningKey) ([]keys.SigningKey, error)) ([]keys.SigningKey, error) {
+	c.writes.Add(1)
+	return c.Store.UpdateSigningKeys(ctx, org, fn)
+}
+
+func (c *countingStore) AppendAudit(ctx context.Context, evs []keys.AuditEvent) error {
+	c.audits.Add(1)
+	return c.Store.AppendAudit(ctx, evs)
+}
+
+func (c *countingStore) AddUsage(ctx context.Context, d []keys.UsageDay, last map[string]time.Time) error {
+	c.writes.Add(1)
+	return c.Store.AddUsage(ctx, d, last)
+}
+
+func (c *countingStore) InitSetting(ctx context.Context, name string, v []byte) ([]byte, error) {
+	c.writes.Add(1)
+	return c.Store.InitSetting(ctx, name, v)
+}
+
+// TestExchangeOpensNoWriteTransaction: exchanges, successful or not, only
+// read; usage is counted in memory and reaches the store on flush.
+func TestExchangeOpensNoWriteTransaction(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "keymint.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cs := &countingStore{Store: db}
+	m, _ := issuer.NewMasterKey(bytes.Repeat([]byte{7}, 32))
+	svc, err := issuer.New(issuer.Config{Store: cs, Master: m, PublicURL: "https://keymint.test", UsageFlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.Bootstrap(ctx, issuer.BootstrapRequest{ID: "ro", Name: "ro", By: issuer.Principal{Root: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := cs.writes.Load()
+	for i := 0; i < 100; i++ {
+		if _, _, err := svc.Exchange(ctx, issuer.ExchangeRequest{KeyID: b.Admin.ID, Secret: b.Secret.String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cs.writes.Load() - before; got != 0 {
+		t.Fatalf("100 exchanges made %d write calls, want 0", got)
+	}
+	// The counts are not lost: Close flushes them in one write.
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.writes.Load() - before; got != 1 {
+		t.Fatalf("Close made %d write calls, want 1 (the usage flush)", got)
+	}
+	days, err := db.ListUsage(ctx, "ro", b.Admin.ID, keys.UsageDate(time.Now()), keys.UsageDate(time.Now()))
+	if err != nil || len(days) != 1 || days[0].Exchanges != 100 {
+		t.Fatalf("stored usage %+v, %v; want 100 exchanges today", days, err)
 	}
 }

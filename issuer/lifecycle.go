@@ -110,7 +110,7 @@ func (s *Service) UpdateKey(ctx context.Context, p Principal, id string, patch K
 	if err := requireOrg(p, keys.PermAPIKeysWrite); err != nil {
 		return Updated{}, err
 	}
-	org, err := s.store.GetOrg(ctx, p.Org)
+	org, err := s.org(ctx, p.Org)
 	if err != nil {
 		return Updated{}, err
 	}
@@ -220,6 +220,7 @@ func timesEqual(a, b *time.Time) bool {
 // obtain, the admin key's secret). It stamps updated_by and updated_at.
 func (s *Service) updateOwnKey(ctx context.Context, p Principal, id string, fn func(keys.APIKey, time.Time) (keys.APIKey, error)) (keys.APIKey, error) {
 	now := s.now().UTC().Truncate(time.Second)
+	defer s.forgetKey(id) // after the write, whatever its outcome
 	k, err := s.store.UpdateAPIKey(ctx, id, func(k keys.APIKey) (keys.APIKey, error) {
 		if err := checkOwnKey(p, k); err != nil {
 			return k, err
@@ -320,6 +321,7 @@ func (s *Service) DeleteKey(ctx context.Context, p Principal, id string) (keys.A
 		return keys.APIKey{}, err
 	}
 	var k keys.APIKey
+	defer s.forgetKey(id)
 	err := s.store.DeleteAPIKey(ctx, id, func(cur keys.APIKey) error {
 		k = cur
 		return checkOwnKey(p, cur)

@@ -24,7 +24,7 @@ func (s *Service) ListOrgs(ctx context.Context, p Principal) ([]keys.Org, error)
 	if !p.Allows(keys.PermOrgRead) {
 		return nil, fmt.Errorf("%w: org:read required", ErrForbidden)
 	}
-	o, err := s.store.GetOrg(ctx, p.Org)
+	o, err := s.org(ctx, p.Org)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func (s *Service) ReadOrg(ctx context.Context, p Principal, id string) (keys.Org
 	if !p.Root && !p.Allows(keys.PermOrgRead) {
 		return keys.Org{}, fmt.Errorf("%w: org:read required", ErrForbidden)
 	}
-	return s.store.GetOrg(ctx, id)
+	return s.org(ctx, id)
 }
 
 // UpdateOrg changes an org. Root may set any policy, and what it sets for
@@ -76,7 +76,14 @@ func (s *Service) UpdateOrg(ctx context.Context, p Principal, id string, patch O
 				return o, err
 			}
 		}
+		oldTTL := time.Duration(o.Policy.TokenTTL)
 		o.Policy = pp.Apply(o.Policy)
+		if time.Duration(o.Policy.TokenTTL) < oldTTL {
+			// Tokens already minted keep their longer lifetime.
+			if until := now.Add(oldTTL); o.LongerTTLTokensUntil == nil || until.After(*o.LongerTTLTokensUntil) {
+				o.LongerTTLTokensUntil = &until
+			}
+		}
 		if p.Root {
 			o.Limits = keys.Limits{MaxKeys: o.Policy.MaxKeys, MaxKeyLifetime: o.Policy.MaxKeyLifetime}
 		}
@@ -86,6 +93,7 @@ func (s *Service) UpdateOrg(ctx context.Context, p Principal, id string, patch O
 	if err != nil {
 		return keys.Org{}, err
 	}
+	s.cacheOrg(o)
 	s.audit(p, o.ID, keys.AuditOrgUpdate, "", nil)
 	return o, nil
 }

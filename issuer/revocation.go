@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keymint/keymint/keys"
-	"github.com/keymint/keymint/storage"
 )
 
 // denyWindow is how long a revoked, disabled or deleted key must be
@@ -58,35 +57,18 @@ func (s *Service) denyKey(id string) {
 	}
 }
 
-// LoadRevocations fills the deny list from storage at start: keys revoked
-// or disabled recently enough that their tokens may still be live, and
-// keys deleted in that window.
+// LoadRevocations fills the deny list from storage at start: keys
+// revoked, disabled or deleted recently enough that their tokens may still
+// be live. It reads the store's small denial records, never every key.
 func (s *Service) LoadRevocations(ctx context.Context) error {
-	now := s.now()
-	orgs, err := s.store.ListOrgs(ctx)
-	if err != nil {
-		return err
-	}
-	deleted, err := s.store.ListTombstones(ctx, now.Add(-denyWindow))
+	denied, err := s.store.ListDenials(ctx, s.now().Add(-denyWindow))
 	if err != nil {
 		return err
 	}
 	s.deny.mu.Lock()
 	defer s.deny.mu.Unlock()
-	for id, t := range deleted {
+	for id, t := range denied {
 		s.deny.since[id] = t
-	}
-	for _, o := range orgs {
-		_, err := s.store.ListAPIKeys(ctx, o.ID, storage.ListOptions{Filter: func(k keys.APIKey) bool {
-			st := k.Status(now)
-			if (st == keys.StatusRevoked || st == keys.StatusDisabled) && now.Sub(k.UpdatedAt) <= denyWindow {
-				s.deny.since[k.ID] = k.UpdatedAt
-			}
-			return false // keep nothing in memory but the deny list
-		}})
-		if err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func (s *Service) RotateSigningKeys(ctx context.Context, p Principal) (Rotation,
 	if err := requireOrg(p, keys.PermSigningKeysAdmin); err != nil {
 		return Rotation{}, err
 	}
-	org, err := s.store.GetOrg(ctx, p.Org)
+	org, err := s.org(ctx, p.Org)
 	if err != nil {
 		return Rotation{}, err
 	}
@@ -65,6 +65,9 @@ func (s *Service) RotateSigningKeys(ctx context.Context, p Principal) (Rotation,
 	_, err = s.store.UpdateSigningKeys(ctx, org.ID, func(cur []keys.SigningKey) ([]keys.SigningKey, error) {
 		rot = Rotation{}
 		removeAfter := now.Add(time.Duration(org.Policy.TokenTTL) + VerifyLeeway)
+		if u := org.LongerTTLTokensUntil; u != nil && u.Add(VerifyLeeway).After(removeAfter) {
+			removeAfter = u.Add(VerifyLeeway) // tokens minted before token_ttl was lowered
+		}
 		out := make([]keys.SigningKey, 0, len(cur)+1)
 		var promoted bool
 		for _, k := range cur {

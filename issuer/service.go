@@ -56,6 +56,12 @@ type Config struct {
 	Now       func() time.Time
 	Rand      io.Reader
 	Logger    *slog.Logger // nil discards
+	// Observer receives exchange outcomes and signing times (metrics);
+	// nil ignores them.
+	Observer Observer
+	// UsageFlushInterval is how often usage counts are written; zero
+	// means DefaultUsageFlushInterval.
+	UsageFlushInterval time.Duration
 }
 
 // Service is keymint's application core: bootstrap, key creation and the
@@ -69,7 +75,11 @@ type Service struct {
 	now       func() time.Time
 	rand      io.Reader
 	deny      denyList
+	orgs      orgCache
+	keys      keyCache
 	auditLog  *auditLog
+	usage     *usageCounter
+	observer  Observer
 }
 
 // New returns a Service.
@@ -83,6 +93,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.UsageFlushInterval <= 0 {
+		cfg.UsageFlushInterval = DefaultUsageFlushInterval
+	}
 	h, err := keys.NewHasher(cfg.Master.Pepper())
 	if err != nil {
 		return nil, err
@@ -90,13 +106,17 @@ func New(cfg Config) (*Service, error) {
 	return &Service{
 		store:     cfg.Store,
 		master:    cfg.Master,
-		ring:      NewKeyring(cfg.Store, cfg.Master, cfg.Now),
+		ring:      NewKeyring(cfg.Store, cfg.Master, cfg.Now, cfg.Observer),
 		hasher:    h,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now,
 		rand:      cfg.Rand,
 		deny:      denyList{since: make(map[string]time.Time)},
+		orgs:      orgCache{orgs: make(map[string]keys.Org)},
+		keys:      keyCache{keys: make(map[string]keys.APIKey)},
 		auditLog:  newAuditLog(cfg.Store, cfg.Logger),
+		usage:     newUsageCounter(cfg.Store, cfg.Logger, cfg.UsageFlushInterval),
+		observer:  cfg.Observer,
 	}, nil
 }
 
@@ -200,6 +220,7 @@ func (s *Service) Bootstrap(ctx context.Context, req BootstrapRequest) (Bootstra
 	if err := s.store.CreateOrg(ctx, org, []keys.SigningKey{sk, next}, admin); err != nil {
 		return Bootstrapped{}, err
 	}
+	s.cacheOrg(org)
 	s.audit(req.By, org.ID, keys.AuditOrgBootstrap, admin.ID, map[string]string{"alg": org.Alg, "signing_kid": sk.KID})
 	return Bootstrapped{Org: org, SigningKey: sk, Admin: admin, Secret: secret}, nil
 }
@@ -246,7 +267,7 @@ func (s *Service) CreateKey(ctx context.Context, p Principal, spec keys.KeySpec)
 	if p.Root || !p.Allows(keys.PermAPIKeysWrite) {
 		return Created{}, fmt.Errorf("%w: api_keys:write required", ErrForbidden)
 	}
-	org, err := s.store.GetOrg(ctx, p.Org)
+	org, err := s.org(ctx, p.Org)
 	if err != nil {
 		return Created{}, err
 	}
@@ -288,7 +309,7 @@ func (s *Service) GetKey(ctx context.Context, p Principal, id string) (keys.APIK
 
 // GetOrg returns an org.
 func (s *Service) GetOrg(ctx context.Context, id string) (keys.Org, error) {
-	return s.store.GetOrg(ctx, id)
+	return s.org(ctx, id)
 }
 
 // authenticate checks a secret and its key's state at now. Every failure
@@ -299,7 +320,7 @@ func (s *Service) authenticate(ctx context.Context, raw string, now time.Time) (
 	if err != nil {
 		return keys.APIKey{}, credErr(ReasonMalformed)
 	}
-	k, err := s.store.GetAPIKey(ctx, secret.KeyID)
+	k, err := s.authKey(ctx, secret.KeyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return keys.APIKey{}, credErr(ReasonUnknownKey)
 	}
@@ -350,9 +371,13 @@ type ExchangeRequest struct {
 func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (Token, keys.APIKey, error) {
 	tok, k, err := s.exchange(ctx, req)
 	if err != nil {
-		s.auditExchangeFailure(ctx, req, k, err)
+		reason := FailureReason(err)
+		s.observer.Exchange(reason)
+		s.auditExchangeFailure(ctx, req, k, reason)
 		return Token{}, keys.APIKey{}, err
 	}
+	s.observer.Exchange("ok")
+	s.usage.record(k.Org, k.ID, tok.IssuedAt, "")
 	return tok, k, nil
 }
 
@@ -368,7 +393,7 @@ func (s *Service) exchange(ctx context.Context, req ExchangeRequest) (Token, key
 	if !keys.AllowedFrom(k.AllowedCIDRs, req.Addr) {
 		return Token{}, k, ErrAddressNotAllowed
 	}
-	org, err := s.store.GetOrg(ctx, k.Org)
+	org, err := s.org(ctx, k.Org)
 	if err != nil {
 		return Token{}, k, err
 	}
@@ -434,10 +459,10 @@ func FailureReason(err error) string {
 	return "error"
 }
 
-// auditExchangeFailure records a failed exchange against the org of the
-// key it named: the key found, else the key of the path id. The path id is
-// looked up only here, on the failure path.
-func (s *Service) auditExchangeFailure(ctx context.Context, req ExchangeRequest, k keys.APIKey, err error) {
+// auditExchangeFailure records a failed exchange, in audit and usage,
+// against the org of the key it named: the key found, else the key of the
+// path id. The path id is looked up only here, on the failure path.
+func (s *Service) auditExchangeFailure(ctx context.Context, req ExchangeRequest, k keys.APIKey, reason string) {
 	pathID := ""
 	if _, perr := uuid.Parse(req.KeyID); perr == nil {
 		pathID = req.KeyID
@@ -450,7 +475,10 @@ func (s *Service) auditExchangeFailure(ctx context.Context, req ExchangeRequest,
 		keyID = pathID
 	}
 	s.auditLog.record(keys.AuditEvent{
-		Org: k.Org, Time: s.now().UTC(), Actor: keyID, Action: keys.AuditExchangeFailure,
-		KeyID: keyID, ClientIP: addrString(req.Addr), Reason: FailureReason(err),
+		Org: k.Org, Time: s.now().UTC(), Actor: keys.AnonymousActor, Action: keys.AuditExchangeFailure,
+		KeyID: keyID, ClientIP: addrString(req.Addr), Reason: reason,
 	})
+	if k.Org != "" {
+		s.usage.record(k.Org, k.ID, s.now(), reason)
+	}
 }

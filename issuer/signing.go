@@ -128,20 +128,25 @@ type orgKeys struct {
 // Keyring caches each org's parsed signing keys, so minting never decrypts
 // or parses a key. Invalidate it when an org's keys change.
 type Keyring struct {
-	store  storage.Store
-	master *MasterKey
-	now    func() time.Time
+	store    storage.Store
+	master   *MasterKey
+	now      func() time.Time
+	observer Observer
 
 	mu   sync.RWMutex
 	orgs map[string]*orgKeys
 }
 
-// NewKeyring returns a Keyring over store. now nil means time.Now.
-func NewKeyring(store storage.Store, master *MasterKey, now func() time.Time) *Keyring {
+// NewKeyring returns a Keyring over store. now nil means time.Now; obs
+// nil ignores signing times.
+func NewKeyring(store storage.Store, master *MasterKey, now func() time.Time, obs Observer) *Keyring {
 	if now == nil {
 		now = time.Now
 	}
-	return &Keyring{store: store, master: master, now: now, orgs: make(map[string]*orgKeys)}
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Keyring{store: store, master: master, now: now, observer: obs, orgs: make(map[string]*orgKeys)}
 }
 
 func (r *Keyring) get(ctx context.Context, org string) (*orgKeys, error) {

@@ -97,7 +97,9 @@ func (r *Keyring) mint(ctx context.Context, p mintParams) (Token, error) {
 	t := jwt.NewWithClaims(s.method, claims)
 	t.Header["kid"] = s.kid
 	t.Header["typ"] = TokenType
+	start := time.Now()
 	raw, err := t.SignedString(s.key)
+	r.observer.Signed(s.alg, time.Since(start))
 	if err != nil {
 		return Token{}, err
 	}

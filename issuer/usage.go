@@ -1,0 +1,259 @@
+package issuer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/keymint/keymint/keys"
+	"github.com/keymint/keymint/storage"
+)
+
+// DefaultUsageFlushInterval is how often usage counts reach the database
+// unless Config.UsageFlushInterval says otherwise. A crash loses at most
+// one interval of counts.
+const DefaultUsageFlushInterval = 10 * time.Second
+
+// Observer receives what metrics count. Implementations must be cheap and
+// safe for concurrent use.
+type Observer interface {
+	// Exchange is called once per exchange with "ok" or the failure reason.
+	Exchange(outcome string)
+	// Signed is called after each signature with its algorithm and time.
+	Signed(alg string, d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Exchange(string)              {}
+func (nopObserver) Signed(string, time.Duration) {}
+
+type usageKey struct{ org, keyID, date string }
+
+// usageCounter counts exchanges in memory, so the exchange path never
+// opens a write transaction; flush moves the counts to the store in one
+// transaction.
+type usageCounter struct {
+	store storage.Store
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	days     map[usageKey]*keys.UsageDay
+	lastUsed map[string]time.Time
+
+	flushMu sync.Mutex // one flush at a time, so counts land in order
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newUsageCounter(store storage.Store, log *slog.Logger, interval time.Duration) *usageCounter {
+	u := &usageCounter{
+		store: store, log: log,
+		days: make(map[usageKey]*keys.UsageDay), lastUsed: make(map[string]time.Time),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	go u.run(interval)
+	return u
+}
+
+// record counts one exchange of the key at now: a success when reason is
+// "", else a failure for that reason.
+func (u *usageCounter) record(org, keyID string, now time.Time, reason string) {
+	k := usageKey{org: org, keyID: keyID, date: keys.UsageDate(now)}
+	u.mu.Lock()
+	d := u.days[k]
+	if d == nil {
+		d = &keys.UsageDay{Org: org, KeyID: keyID, Date: k.date}
+		u.days[k] = d
+	}
+	if reason == "" {
+		d.Exchanges++
+		if now.After(u.lastUsed[keyID]) {
+			u.lastUsed[keyID] = now
+		}
+	} else {
+		if d.Failures == nil {
+			d.Failures = make(map[string]int64, 1)
+		}
+		d.Failures[reason]++
+	}
+	u.mu.Unlock()
+}
+
+// flush writes the counts gathered so far. On failure they are kept for
+// the next try.
+func (u *usageCounter) flush(ctx context.Context) error {
+	u.flushMu.Lock()
+	defer u.flushMu.Unlock()
+	u.mu.Lock()
+	days, last := u.days, u.lastUsed
+	u.days, u.lastUsed = make(map[usageKey]*keys.UsageDay), make(map[string]time.Time)
+	u.mu.Unlock()
+	if len(days) == 0 && len(last) == 0 {
+		return nil
+	}
+	deltas := make([]keys.UsageDay, 0, len(days))
+	for _, d := range days {
+		deltas = append(deltas, *d)
+	}
+	if err := u.store.AddUsage(ctx, deltas, last); err != nil {
+		u.mu.Lock()
+		for k, d := range days {
+			if cur := u.days[k]; cur != nil {
+				d.Add(*cur)
+			}
+			u.days[k] = d
+		}
+		for id, t := range last {
+			if t.After(u.lastUsed[id]) {
+				u.lastUsed[id] = t
+			}
+		}
+		u.mu.Unlock()
+		return fmt.Errorf("issuer: flush usage: %w", err)
+	}
+	return nil
+}
+
+func (u *usageCounter) run(interval time.Duration) {
+	defer close(u.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := u.flush(context.Background()); err != nil {
+				u.log.Error("usage flush failed; counts kept for the next try", "err", err)
+			}
+		case <-u.stop:
+			return
+		}
+	}
+}
+
+// close stops the periodic flush and writes what is left.
+func (u *usageCounter) close() error {
+	u.once.Do(func() { close(u.stop) })
+	<-u.done
+	return u.flush(context.Background())
+}
+
+// UsageReport is the usage of a key, or of a whole org.
+type UsageReport struct {
+	Org            string          `json:"org"`
+	KeyID          string          `json:"key_id,omitempty"`
+	From           string          `json:"from"`
+	To             string          `json:"to"`
+	Days           []UsageDaySum   `json:"days"`
+	TotalExchanges int64           `json:"total_exchanges"`
+	TotalFailures  int64           `json:"total_failures"`
+	LastUsedAt     *time.Time      `json:"last_used_at"`
+	Keys           []UsageKeyTotal `json:"keys,omitempty"` // org reports only
+}
+
+// UsageDaySum is one day of a report.
+type UsageDaySum struct {
+	Date      string           `json:"date"`
+	Exchanges int64            `json:"exchanges"`
+	Failures  map[string]int64 `json:"failures"`
+}
+
+// UsageKeyTotal is one key's share of an org report.
+type UsageKeyTotal struct {
+	KeyID     string `json:"key_id"`
+	Exchanges int64  `json:"exchanges"`
+	Failures  int64  `json:"failures"`
+}
+
+// MaxUsageDays bounds the window of a usage report.
+const MaxUsageDays = 90
+
+// Usage reports exchanges and failures per day over the last days days
+// (1..90; 0 means 30), for one key of p's org, or for the whole org when
+// keyID is "". Counts not yet flushed are flushed first.
+func (s *Service) Usage(ctx context.Context, p Principal, keyID string, days int) (UsageReport, error) {
+	if err := requireOrg(p, keys.PermUsageRead); err != nil {
+		return UsageReport{}, err
+	}
+	switch {
+	case days == 0:
+		days = 30
+	case days < 1 || days > MaxUsageDays:
+		return UsageReport{}, &keys.ValidationError{Fields: []*keys.FieldError{{Field: "days", Message: fmt.Sprintf("must be between 1 and %d", MaxUsageDays)}}}
+	}
+	r := UsageReport{Org: p.Org, KeyID: keyID}
+	if keyID != "" {
+		k, err := s.store.GetAPIKey(ctx, keyID)
+		if err != nil {
+			return UsageReport{}, err
+		}
+		if k.Org != p.Org {
+			return UsageReport{}, fmt.Errorf("issuer: key %q: %w", keyID, storage.ErrNotFound)
+		}
+	}
+	if err := s.usage.flush(ctx); err != nil {
+		return UsageReport{}, err
+	}
+	now := s.now().UTC()
+	r.From, r.To = keys.UsageDate(now.AddDate(0, 0, -(days-1))), keys.UsageDate(now)
+	stored, err := s.store.ListUsage(ctx, p.Org, keyID, r.From, r.To)
+	if err != nil {
+		return UsageReport{}, err
+	}
+	byDate := map[string]*UsageDaySum{}
+	byKey := map[string]*UsageKeyTotal{}
+	for _, d := range stored {
+		sum := byDate[d.Date]
+		if sum == nil {
+			sum = &UsageDaySum{Date: d.Date, Failures: map[string]int64{}}
+			byDate[d.Date] = sum
+		}
+		sum.Exchanges += d.Exchanges
+		for reason, n := range d.Failures {
+			sum.Failures[reason] += n
+		}
+		kt := byKey[d.KeyID]
+		if kt == nil {
+			kt = &UsageKeyTotal{KeyID: d.KeyID}
+			byKey[d.KeyID] = kt
+		}
+		kt.Exchanges += d.Exchanges
+		kt.Failures += d.FailureCount()
+		r.TotalExchanges += d.Exchanges
+		r.TotalFailures += d.FailureCount()
+	}
+	r.Days = make([]UsageDaySum, 0, len(byDate))
+	for _, d := range byDate {
+		r.Days = append(r.Days, *d)
+	}
+	sort.Slice(r.Days, func(i, j int) bool { return r.Days[i].Date < r.Days[j].Date })
+	if keyID == "" {
+		for _, kt := range byKey {
+			r.Keys = append(r.Keys, *kt)
+		}
+		sort.Slice(r.Keys, func(i, j int) bool { return r.Keys[i].Exchanges > r.Keys[j].Exchanges })
+	}
+	r.LastUsedAt, err = s.lastUsed(ctx, p.Org, keyID)
+	return r, err
+}
+
+// lastUsed is the key's last use, or the latest of the org's keys'.
+func (s *Service) lastUsed(ctx context.Context, org, keyID string) (*time.Time, error) {
+	if keyID != "" {
+		k, err := s.store.GetAPIKey(ctx, keyID)
+		return k.LastUsedAt, err
+	}
+	var latest *time.Time
+	_, err := s.store.ListAPIKeys(ctx, org, storage.ListOptions{Filter: func(k keys.APIKey) bool {
+		if k.LastUsedAt != nil && (latest == nil || k.LastUsedAt.After(*latest)) {
+			t := *k.LastUsedAt
+			latest = &t
+		}
+		return false
+	}})
+	return latest, err
+}
