@@ -175,8 +175,15 @@ func (s *Server) updateKey(c echo.Context) error {
 		return err
 	}
 	if put {
-		if req.Name == nil || req.Role == nil {
-			return &keys.ValidationError{Fields: []*keys.FieldError{{Field: "name", Message: "PUT replaces the key: name and role are required (use PATCH to change some fields)"}}}
+		var v keys.ValidationError
+		if req.Name == nil {
+			v.Add("name", "required: PUT replaces the key (use PATCH to change some fields)")
+		}
+		if req.Role == nil {
+			v.Add("role", "required: PUT replaces the key (use PATCH to change some fields)")
+		}
+		if err := v.Err(); err != nil {
+			return err
 		}
 		patch.ScopesSet, patch.CIDRsSet, patch.ExpiresAtSet = true, true, true
 		if patch.Enabled == nil {

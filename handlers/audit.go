@@ -16,7 +16,7 @@ import (
 func pageParams(c echo.Context) (limit int, cursor string, err error) {
 	q := c.QueryParams()
 	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 200 {
 			return 0, "", fieldProblem("limit", "must be a whole number between 1 and 200")
 		}
 	}

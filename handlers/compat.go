@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -71,13 +72,34 @@ func (s *Server) arthurCreate(c echo.Context) error {
 		Name: req.Description, Type: keys.TypeSecret, Role: req.Roles[0], ExpiresAt: &exp,
 	})
 	if err != nil {
-		return err
+		return compatFields(err)
 	}
 	out := newArthurKey(created.Key, s.svc.Now())
 	out.Key = created.Secret.String()
 	out.Message = "API key created. Store the key now: it cannot be shown again."
 	noStore(c)
 	return c.JSON(http.StatusOK, out)
+}
+
+// compatFields renames the fields of a validation error to the ones the
+// compatibility request has: description for name, roles for role.
+func compatFields(err error) error {
+	var ve *keys.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	out := &keys.ValidationError{}
+	for _, f := range ve.Fields {
+		field := f.Field
+		switch field {
+		case "name":
+			field = "description"
+		case "role":
+			field = "roles"
+		}
+		out.Add(field, "%s", f.Message)
+	}
+	return out
 }
 
 func (s *Server) arthurDeactivate(c echo.Context) error {

@@ -2,7 +2,10 @@ package handlers
 
 import (
 	"encoding/json"
+	"errors"
+	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +42,10 @@ func (s *Server) exchange(c echo.Context) error {
 	if secret == "" {
 		return errNoCredential
 	}
+	addr := clientAddr(c)
+	if err := s.throttled(c, addr); err != nil {
+		return err
+	}
 	var req exchangeRequest
 	var ttlText string
 	if c.Request().Method == http.MethodPost && isForm(c) {
@@ -57,10 +64,11 @@ func (s *Server) exchange(c echo.Context) error {
 		return err
 	}
 	tok, _, err := s.svc.Exchange(c.Request().Context(), issuer.ExchangeRequest{
-		KeyID: c.Param("id"), Secret: secret, Addr: clientAddr(c),
+		KeyID: c.Param("id"), Secret: secret, Addr: addr,
 		Scope: req.Scope, Audience: req.Audience, TTL: ttl,
 	})
 	if err != nil {
+		s.noteFailure(addr, err)
 		return err
 	}
 	return c.JSON(http.StatusOK, tokenResponse{
@@ -69,8 +77,11 @@ func (s *Server) exchange(c echo.Context) error {
 	})
 }
 
+// isForm reports whether the body is application/x-www-form-urlencoded
+// (media types compare case-insensitively).
 func isForm(c echo.Context) bool {
-	return strings.HasPrefix(c.Request().Header.Get(echo.HeaderContentType), echo.MIMEApplicationForm)
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	return err == nil && mt == echo.MIMEApplicationForm
 }
 
 // parseTTL reads a ttl given as whole seconds ("300") or a duration ("5m").
@@ -89,4 +100,28 @@ func parseTTL(v string) (time.Duration, error) {
 		return 0, fieldProblem("ttl", "must be whole seconds (300) or a duration (5m)")
 	}
 	return d, nil
+}
+
+// throttled answers 429 with Retry-After to an address that has failed too
+// many exchanges lately.
+func (s *Server) throttled(c echo.Context, addr netip.Addr) error {
+	wait := s.limiter.retryAfter(addr)
+	if wait == 0 {
+		return nil
+	}
+	if s.metrics != nil {
+		s.metrics.limited.Inc()
+	}
+	c.Response().Header().Set("Retry-After", retryAfterSeconds(wait))
+	return &Problem{Type: problemBase + "too-many-failures", Title: "Too many failed exchanges", Status: http.StatusTooManyRequests,
+		Detail: "This address has failed too many exchanges; retry after the time in Retry-After."}
+}
+
+// noteFailure spends a token of addr's failure budget for a refused
+// credential; other errors (bad parameters, a refused address) do not
+// count.
+func (s *Server) noteFailure(addr netip.Addr, err error) {
+	if errors.Is(err, issuer.ErrUnauthenticated) {
+		s.limiter.failed(addr)
+	}
 }

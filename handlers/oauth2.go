@@ -84,13 +84,19 @@ func (s *Server) oauthTokenErr(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	addr := clientAddr(c)
+	if wait := s.limiter.retryAfter(addr); wait > 0 {
+		c.Response().Header().Set("Retry-After", retryAfterSeconds(wait))
+		return oauthErr(http.StatusTooManyRequests, "temporarily_unavailable", "too many failed attempts from this address")
+	}
 	aud := form.Get("audience")
 	if aud == "" {
 		aud = form.Get("resource") // RFC 8707
 	}
 	tok, _, err := s.svc.Exchange(c.Request().Context(), issuer.ExchangeRequest{
-		KeyID: id, Secret: secret, Addr: clientAddr(c), Scope: form.Get("scope"), Audience: aud,
+		KeyID: id, Secret: secret, Addr: addr, Scope: form.Get("scope"), Audience: aud,
 	})
+	s.noteFailure(addr, err)
 	var ve *keys.ValidationError
 	switch {
 	case errors.Is(err, issuer.ErrUnauthenticated):

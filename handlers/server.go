@@ -28,6 +28,16 @@ type Config struct {
 	Logger         *slog.Logger
 	// Ready reports whether the server can serve (the database is open).
 	Ready func(context.Context) error
+	// Backup, if set, serves GET /api/v1/admin/backup; nil answers 404.
+	Backup Backuper
+	// Metrics, if set, are served at /metrics and count every request.
+	Metrics *Metrics
+	// FailureLimit failed exchanges per FailureWindow from one address
+	// turn its exchanges into 429s; zero values mean 30 a minute.
+	FailureLimit  int
+	FailureWindow time.Duration
+	// RequestTimeout bounds each request's context; zero means 30 s.
+	RequestTimeout time.Duration
 }
 
 // Server is keymint's HTTP API.
@@ -39,6 +49,9 @@ type Server struct {
 	log      *slog.Logger
 	ready    func(context.Context) error
 	echo     *echo.Echo
+	backuper Backuper
+	metrics  *Metrics
+	limiter  *failureLimiter
 }
 
 // New builds the HTTP API.
@@ -55,7 +68,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
-	s := &Server{svc: cfg.Service, rootKey: cfg.RootKey, log: cfg.Logger, ready: cfg.Ready}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	s := &Server{svc: cfg.Service, rootKey: cfg.RootKey, log: cfg.Logger, ready: cfg.Ready, metrics: cfg.Metrics,
+		limiter: newFailureLimiter(cfg.FailureLimit, cfg.FailureWindow, cfg.Service.Now)}
+	s.backuper = cfg.Backup
 	s.jwks = newJWKSCache(cfg.Service)
 	v, err := jwks.NewVerifier(
 		jwks.WithIssuerFunc(func(iss string) bool { _, ok := cfg.Service.IssuerOrg(iss); return ok }),
@@ -73,6 +91,10 @@ func New(cfg Config) (*Server, error) {
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Use(middleware.RequestID())
 	e.Use(requestLogger(cfg.Logger))
+	if cfg.Metrics != nil {
+		e.Use(cfg.Metrics.middleware())
+	}
+	e.Use(middleware.ContextTimeout(cfg.RequestTimeout))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true}))
 	e.Use(middleware.BodyLimit("64K"))
 	s.echo = e
@@ -90,6 +112,12 @@ func (s *Server) routes() {
 	e := s.echo
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.json", s.openAPI)
+	e.GET("/docs", s.docs)
+	e.GET("/docs/:asset", s.docsAsset)
+	if s.metrics != nil {
+		e.GET("/metrics", s.metrics.handler())
+	}
 
 	e.GET("/orgs/:org/.well-known/jwks.json", s.getJWKS)
 	e.GET("/orgs/:org/.well-known/oauth-authorization-server", s.getMetadata)
@@ -97,6 +125,7 @@ func (s *Server) routes() {
 
 	api := e.Group("/api/v1")
 	api.POST("/orgs", s.createOrg, s.requireRoot)
+	api.GET("/admin/backup", s.backup, s.requireRoot)
 	api.GET("/orgs", s.listOrgs, s.authenticate)
 	api.GET("/orgs/:org", s.getOrg, s.authenticate)
 	api.PATCH("/orgs/:org", s.patchOrg, s.authenticate)
@@ -112,6 +141,8 @@ func (s *Server) routes() {
 	api.POST("/apikeys/:id/revoke", s.revokeKey, s.authenticate)
 	api.POST("/apikeys/:id/roll", s.rollKey, s.authenticate)
 	api.GET("/audit", s.listAudit, s.authenticate)
+	api.GET("/usage", s.orgUsage, s.authenticate)
+	api.GET("/apikeys/:id/usage", s.keyUsage, s.authenticate)
 	api.GET("/signing-keys", s.listSigningKeys, s.authenticate)
 	api.POST("/signing-keys/rotate", s.rotateSigningKeys, s.authenticate)
 
@@ -143,13 +174,26 @@ func clientAddr(c echo.Context) netip.Addr {
 	return a.Unmap()
 }
 
-// requestLogger logs one line per request: never the query string, the
-// body or any credential header.
+// requestLogger logs one line per request (successes at debug level,
+// client errors at info, server errors at error): never the query
+// string, the body or any credential header.
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogMethod: true, LogRoutePath: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			// Successes are debug lines: at thousands of exchanges a
+			// second, metrics count them better than logs.
+			level := slog.LevelDebug
+			switch {
+			case v.Status >= 500:
+				level = slog.LevelError
+			case v.Status >= 400:
+				level = slog.LevelInfo
+			}
+			if !log.Enabled(c.Request().Context(), level) {
+				return nil
+			}
+			log.LogAttrs(c.Request().Context(), level, "request",
 				slog.String("method", v.Method), slog.String("route", v.RoutePath),
 				slog.Int("status", v.Status), slog.Duration("latency", v.Latency),
 				slog.String("remote_ip", v.RemoteIP), slog.String("request_id", v.RequestID))

@@ -127,13 +127,17 @@ func etagMatches(header, etag string) bool {
 
 // metadata is the RFC 8414 authorization server metadata of an org.
 type metadata struct {
-	Issuer                           string   `json:"issuer"`
-	JWKSURI                          string   `json:"jwks_uri"`
-	ResponseTypesSupported           []string `json:"response_types_supported"`
-	SubjectTypesSupported            []string `json:"subject_types_supported"`
-	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
-	AccessTokenSigningAlgValues      []string `json:"access_token_signing_alg_values_supported"`
-	ScopesSupported                  []string `json:"scopes_supported"`
+	Issuer                            string   `json:"issuer"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	AccessTokenSigningAlgValues       []string `json:"access_token_signing_alg_values_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
 }
 
 func (s *Server) getMetadata(c echo.Context) error {
@@ -148,12 +152,16 @@ func (s *Server) getMetadata(c echo.Context) error {
 	iss := s.svc.IssuerURL(org.ID)
 	c.Response().Header().Set(echo.HeaderCacheControl, fmt.Sprintf("public, max-age=%d", jwksMaxAge))
 	return c.JSON(http.StatusOK, metadata{
-		Issuer:                           iss,
-		JWKSURI:                          iss + "/.well-known/jwks.json",
-		ResponseTypesSupported:           []string{"token"},
-		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: []string{org.Alg},
-		AccessTokenSigningAlgValues:      []string{org.Alg},
+		Issuer:                            iss,
+		JWKSURI:                           iss + "/.well-known/jwks.json",
+		TokenEndpoint:                     s.svc.PublicURL() + "/oauth2/token",
+		IntrospectionEndpoint:             s.svc.PublicURL() + "/oauth2/introspect",
+		GrantTypesSupported:               []string{"client_credentials"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+		ResponseTypesSupported:            []string{}, // no authorization endpoint: client_credentials only
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  []string{org.Alg},
+		AccessTokenSigningAlgValues:       []string{org.Alg},
 		ScopesSupported: []string{
 			"api_keys:read", "api_keys:write", "signing_keys:read", "signing_keys:admin",
 			"usage:read", "audit:read", "org:read", "org:admin",
