@@ -122,6 +122,25 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// dataDirFlag registers --data-dir, where root-key commands find root.key
+// when KEYMINT_ROOT_KEY is unset.
+func dataDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("data-dir", envOr("KEYMINT_DATA_DIR", "./keymint-data"), "where to find root.key when KEYMINT_ROOT_KEY is unset")
+}
+
+// rootCredential is KEYMINT_ROOT_KEY, else the root.key file the server
+// created in dataDir.
+func rootCredential(dataDir string) (string, error) {
+	if v := strings.TrimSpace(os.Getenv("KEYMINT_ROOT_KEY")); v != "" {
+		return v, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, "root.key"))
+	if err != nil {
+		return "", fmt.Errorf("set KEYMINT_ROOT_KEY or run beside the server's data directory: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // cmdBootstrap creates an org with the root key.
 func cmdBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keymint bootstrap", flag.ContinueOnError)
@@ -130,7 +149,7 @@ func cmdBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	org := fs.String("org", "", "org id: [a-z0-9][a-z0-9-]{1,62} (required)")
 	name := fs.String("name", "", "display name (default: the org id)")
 	alg := fs.String("alg", "ES256", "signing algorithm: ES256, EdDSA or RS256")
-	dataDir := fs.String("data-dir", envOr("KEYMINT_DATA_DIR", "./keymint-data"), "where to find root.key when KEYMINT_ROOT_KEY is unset")
+	dataDir := dataDirFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,13 +159,9 @@ func cmdBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *name == "" {
 		*name = *org
 	}
-	root := strings.TrimSpace(os.Getenv("KEYMINT_ROOT_KEY"))
-	if root == "" {
-		b, err := os.ReadFile(filepath.Join(*dataDir, "root.key"))
-		if err != nil {
-			return fmt.Errorf("bootstrap: set KEYMINT_ROOT_KEY or run beside the server's data directory: %w", err)
-		}
-		root = strings.TrimSpace(string(b))
+	root, err := rootCredential(*dataDir)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
 	var out json.RawMessage
 	req := map[string]any{"id": *org, "name": *name, "alg": *alg}

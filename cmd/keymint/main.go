@@ -6,6 +6,7 @@
 //	keymint signing-keys list|rotate    see and rotate the org's signing keys
 //	keymint token                       exchange KEYMINT_API_KEY for a JWT
 //	keymint verify TOKEN --issuer URL   verify a JWT offline against the issuer's JWKS
+//	keymint backup --out FILE           download a consistent snapshot of the database (root key)
 package main
 
 import (
@@ -32,15 +33,20 @@ Usage:
   keymint signing-keys list|rotate
   keymint token [--scope S] [--audience A] [--ttl 5m]
   keymint verify TOKEN --issuer URL [--audience A]
+  keymint backup --out FILE [--force]
 
 Client commands read --server (KEYMINT_SERVER, default http://127.0.0.1:8080) and a
-credential from KEYMINT_ROOT_KEY (bootstrap; else the data directory's root.key),
+credential from KEYMINT_ROOT_KEY (bootstrap, backup; else the data directory's root.key),
 KEYMINT_API_KEY or KEYMINT_TOKEN. Add --json for machine-readable output.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal during the drain kills at once
+	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "keymint:", err)
@@ -68,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdToken(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(ctx, rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -38,7 +38,9 @@ func MustRunMain(tb testing.TB, dataDir string) *Main {
 }
 
 // call sends a request with an optional bearer credential and JSON body,
-// and returns the status, headers and body.
+// and returns the status, headers and body. The request and the response
+// are validated against the OpenAPI document (openapi_test.go): a mismatch
+// fails tb.
 func call(tb testing.TB, method, u, cred string, body any) (int, http.Header, []byte) {
 	tb.Helper()
 	var rd io.Reader
@@ -64,16 +66,7 @@ func call(tb testing.TB, method, u, cred string, body any) (int, http.Header, []
 	if cred != "" {
 		req.Header.Set("Authorization", "Bearer "+cred)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, data
+	return openAPIDo(tb, req)
 }
 
 type bootstrapOut struct {

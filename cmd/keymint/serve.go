@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,8 +31,15 @@ type Config struct {
 	PublicURL      string
 	TrustedProxies []netip.Prefix
 	LogFormat      string
+	LogLevel       slog.Level
 	MasterKey      string // base64; "" means the data directory's master.key
 	RootKey        string // "" means the data directory's root.key
+	// UsageFlush is how often usage counts are written to the database.
+	UsageFlush time.Duration
+	// FailureLimit failed exchanges per FailureWindow from one address
+	// get it 429s.
+	FailureLimit  int
+	FailureWindow time.Duration
 }
 
 // Main is a running keymint server. main only hands off to it, so tests
@@ -53,7 +61,11 @@ type Main struct {
 // NewMain returns a Main with the defaults of PRODUCT.md §5.
 func NewMain() *Main {
 	return &Main{
-		Config: Config{Addr: "127.0.0.1:8080", DataDir: "./keymint-data", LogFormat: "text"},
+		Config: Config{
+			Addr: "127.0.0.1:8080", DataDir: "./keymint-data", LogFormat: "text",
+			UsageFlush:   issuer.DefaultUsageFlushInterval,
+			FailureLimit: handlers.DefaultFailureLimit, FailureWindow: handlers.DefaultFailureWindow,
+		},
 		Stderr: os.Stderr,
 	}
 }
@@ -68,8 +80,22 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("KEYMINT_PUBLIC_URL"), "base URL clients reach keymint at; default http://<addr> (KEYMINT_PUBLIC_URL)")
 	proxies := fs.String("trusted-proxies", os.Getenv("KEYMINT_TRUSTED_PROXIES"), "comma-separated CIDRs whose X-Forwarded-For is believed (KEYMINT_TRUSTED_PROXIES)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("KEYMINT_LOG_FORMAT", c.LogFormat), "text or json (KEYMINT_LOG_FORMAT)")
+	logLevel := fs.String("log-level", envOr("KEYMINT_LOG_LEVEL", "info"), "debug (every request), info (failed requests), warn or error (KEYMINT_LOG_LEVEL)")
+	usageFlush := fs.String("usage-flush-interval", envOr("KEYMINT_USAGE_FLUSH_INTERVAL", c.UsageFlush.String()), "how often usage counts are written; a crash loses at most this much (KEYMINT_USAGE_FLUSH_INTERVAL)")
+	failLimit := fs.String("failure-limit", envOr("KEYMINT_FAILURE_LIMIT", strconv.Itoa(c.FailureLimit)), "failed exchanges per --failure-window from one address before 429 (KEYMINT_FAILURE_LIMIT)")
+	failWindow := fs.String("failure-window", envOr("KEYMINT_FAILURE_WINDOW", c.FailureWindow.String()), "window of --failure-limit (KEYMINT_FAILURE_WINDOW)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var err error
+	if c.UsageFlush, err = time.ParseDuration(*usageFlush); err != nil || c.UsageFlush <= 0 {
+		return fmt.Errorf("serve: --usage-flush-interval: want a positive duration like 10s")
+	}
+	if c.FailureLimit, err = strconv.Atoi(*failLimit); err != nil || c.FailureLimit < 1 {
+		return fmt.Errorf("serve: --failure-limit: want a positive whole number")
+	}
+	if c.FailureWindow, err = time.ParseDuration(*failWindow); err != nil || c.FailureWindow <= 0 {
+		return fmt.Errorf("serve: --failure-window: want a positive duration like 1m")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
@@ -78,6 +104,9 @@ func (m *Main) ParseFlags(args []string) error {
 	c.RootKey = os.Getenv("KEYMINT_ROOT_KEY")
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("serve: --log-format must be text or json")
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("serve: --log-level must be debug, info, warn or error")
 	}
 	c.TrustedProxies = nil
 	for _, p := range strings.Split(*proxies, ",") {
@@ -104,10 +133,11 @@ func envOr(name, def string) string {
 // listener is up. Close stops it.
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	if c.LogFormat == "json" {
-		m.log = slog.New(slog.NewJSONHandler(m.Stderr, nil))
+		m.log = slog.New(slog.NewJSONHandler(m.Stderr, opts))
 	} else {
-		m.log = slog.New(slog.NewTextHandler(m.Stderr, nil))
+		m.log = slog.New(slog.NewTextHandler(m.Stderr, opts))
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -140,7 +170,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if publicURL == "" {
 		publicURL = "http://" + m.listener.Addr().String()
 	}
-	m.svc, err = issuer.New(issuer.Config{Store: m.db, Master: master, PublicURL: publicURL, Now: m.Now, Logger: m.log})
+	metrics := handlers.NewMetrics(m.db.Stats)
+	m.svc, err = issuer.New(issuer.Config{
+		Store: m.db, Master: master, PublicURL: publicURL, Now: m.Now, Logger: m.log,
+		Observer: metrics, UsageFlushInterval: c.UsageFlush,
+	})
 	if err != nil {
 		return err
 	}
@@ -149,7 +183,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("load revocations: %w", err)
 	}
 	api, err := handlers.New(handlers.Config{
-		Service: svc, RootKey: m.rootKey, TrustedProxies: c.TrustedProxies, Logger: m.log,
+		Service: svc, RootKey: m.rootKey, TrustedProxies: c.TrustedProxies, Logger: m.log, Metrics: metrics,
+		FailureLimit: c.FailureLimit, FailureWindow: c.FailureWindow, Backup: m.db,
 		Ready: func(ctx context.Context) error { _, err := m.db.GetSetting(ctx, "master_key_check"); return err },
 	})
 	if err != nil {
