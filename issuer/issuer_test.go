@@ -3,8 +3,11 @@ package issuer_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -236,5 +239,50 @@ func TestExchangeOpensNoWriteTransaction(t *testing.T) {
 	days, err := db.ListUsage(ctx, "ro", b.Admin.ID, keys.UsageDate(time.Now()), keys.UsageDate(time.Now()))
 	if err != nil || len(days) != 1 || days[0].Exchanges != 100 {
 		t.Fatalf("stored usage %+v, %v; want 100 exchanges today", days, err)
+	}
+}
+
+// TestClaimsJSON: the hand-written claims encoding is valid JSON that
+// round-trips every value, escapes included, with custom claims spliced in.
+func TestClaimsJSON(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService(t, nil)
+	aud := "https://api.example.com/zürich \"quoted\" <tag> \\ end"
+	b, err := svc.Bootstrap(ctx, issuer.BootstrapRequest{ID: "enc", Name: "enc", By: issuer.Principal{Root: true},
+		Policy: keys.PolicyPatch{Audiences: []string{aud}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := issuer.Principal{Org: "enc", KeyID: b.Admin.ID, Scopes: keys.Scopes{keys.MustParseScope("*:*")}}
+	exp := time.Now().Add(time.Hour)
+	c, err := svc.CreateKey(ctx, p, keys.KeySpec{Name: "k", Type: keys.TypeSecret, Role: "viewer", ExpiresAt: &exp,
+		Claims: []byte(` { "team" : "plätform", "n": [1, {"x": null}] } `)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := svc.Exchange(ctx, issuer.ExchangeRequest{KeyID: c.Key.ID, Secret: c.Secret.String(), Audience: aud})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok.Raw, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(payload, &got); err != nil {
+		t.Fatalf("claims are not JSON: %v\n%s", err, payload)
+	}
+	want := map[string]any{"aud": aud, "sub": c.Key.ID, "client_id": c.Key.ID, "org": "enc", "role": "viewer",
+		"scope": "*:read", "team": "plätform", "iss": "https://keymint.test/orgs/enc"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("claim %s=%v, want %v", k, got[k], v)
+		}
+	}
+	if n, ok := got["n"].([]any); !ok || len(n) != 2 {
+		t.Errorf("custom claim n=%v", got["n"])
+	}
+	if got["exp"].(float64)-got["iat"].(float64) != 900 || got["nbf"] != got["iat"] {
+		t.Errorf("times exp=%v iat=%v nbf=%v", got["exp"], got["iat"], got["nbf"])
 	}
 }

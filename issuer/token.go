@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,35 +26,77 @@ type Token struct {
 }
 
 // tokenClaims is the claim set of RFC 9068 plus keymint's own claims and
-// the key's custom claims, which are spliced into the JSON object.
+// the key's custom claims. It writes its JSON by hand: this runs once per
+// exchange, and reflection-based encoding cost more than the rest of
+// building the token.
 type tokenClaims struct {
-	jwt.RegisteredClaims
-	ClientID string `json:"client_id"`
-	Org      string `json:"org"`
-	Role     string `json:"role"`
-	Scope    string `json:"scope"`
-
-	custom json.RawMessage
+	iss, sub, aud, jti string
+	exp, nbf, iat      int64
+	org, role, scope   string
+	custom             json.RawMessage
 }
 
-type plainClaims tokenClaims // without the MarshalJSON method
+// GetExpirationTime and the rest implement jwt.Claims; golang-jwt only
+// calls them when parsing, which keymint never does with this type.
+func (c tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.exp, 0)), nil
+}
+func (c tokenClaims) GetIssuedAt() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.iat, 0)), nil
+}
+func (c tokenClaims) GetNotBefore() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.nbf, 0)), nil
+}
+func (c tokenClaims) GetIssuer() (string, error)             { return c.iss, nil }
+func (c tokenClaims) GetSubject() (string, error)            { return c.sub, nil }
+func (c tokenClaims) GetAudience() (jwt.ClaimStrings, error) { return jwt.ClaimStrings{c.aud}, nil }
 
 func (c tokenClaims) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(plainClaims(c))
-	if err != nil || len(c.custom) <= 2 {
-		return b, err
-	}
-	// Both are JSON objects; custom names were checked against ours on
-	// write, so splicing cannot duplicate a claim.
-	custom := bytes.TrimSpace(c.custom)
-	if len(custom) <= 2 || custom[0] != '{' {
+	b := make([]byte, 0, 320+len(c.scope)+len(c.custom))
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.iss)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, c.sub)
+	b = append(b, `,"aud":`...)
+	b = appendJSONString(b, c.aud)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.exp, 10)
+	b = append(b, `,"nbf":`...)
+	b = strconv.AppendInt(b, c.nbf, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.iat, 10)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, c.jti)
+	b = append(b, `,"client_id":`...)
+	b = appendJSONString(b, c.sub)
+	b = append(b, `,"org":`...)
+	b = appendJSONString(b, c.org)
+	b = append(b, `,"role":`...)
+	b = appendJSONString(b, c.role)
+	b = append(b, `,"scope":`...)
+	b = appendJSONString(b, c.scope)
+	// The custom claims are a JSON object whose names were checked against
+	// ours on write, so splicing its members cannot duplicate a claim.
+	if custom := bytes.TrimSpace(c.custom); len(custom) > 2 && custom[0] == '{' {
+		b = append(b, ',')
+		b = append(b, bytes.TrimSpace(custom[1:])...)
 		return b, nil
 	}
-	out := make([]byte, 0, len(b)+len(custom))
-	out = append(out, b[:len(b)-1]...)
-	out = append(out, ',')
-	out = append(out, custom[1:]...)
-	return out, nil
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string. Plain ASCII is copied;
+// anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // mintParams are the resolved inputs of one token.
@@ -79,20 +122,9 @@ func (r *Keyring) mint(ctx context.Context, p mintParams) (Token, error) {
 		exp = p.key.ExpiresAt.Truncate(time.Second)
 	}
 	claims := tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    p.issuer,
-			Subject:   p.key.ID,
-			Audience:  jwt.ClaimStrings{p.audience},
-			ExpiresAt: jwt.NewNumericDate(exp),
-			NotBefore: jwt.NewNumericDate(now),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        uuid.NewString(),
-		},
-		ClientID: p.key.ID,
-		Org:      p.key.Org,
-		Role:     p.key.Role,
-		Scope:    p.scope,
-		custom:   p.key.Claims,
+		iss: p.issuer, sub: p.key.ID, aud: p.audience, jti: uuid.NewString(),
+		exp: exp.Unix(), nbf: now.Unix(), iat: now.Unix(),
+		org: p.key.Org, role: p.key.Role, scope: p.scope, custom: p.key.Claims,
 	}
 	t := jwt.NewWithClaims(s.method, claims)
 	t.Header["kid"] = s.kid
