@@ -137,3 +137,23 @@ func TestProblemDetails(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataURLs: the RFC 8414 path-insertion URL serves the same
+// metadata as the one under the issuer.
+func TestMetadataURLs(t *testing.T) {
+	srv, _ := newServer(t)
+	h := srv.Handler()
+	bootstrapOrg(t, h, "meta", keys.AlgEdDSA)
+	a := serve(h, "GET", "/orgs/meta/.well-known/oauth-authorization-server", "", "")
+	b := serve(h, "GET", "/.well-known/oauth-authorization-server/orgs/meta", "", "")
+	if a.Code != http.StatusOK || b.Code != http.StatusOK || a.Body.String() != b.Body.String() {
+		t.Fatalf("metadata differ: %d %s / %d %s", a.Code, a.Body, b.Code, b.Body)
+	}
+	var md struct {
+		Issuer        string   `json:"issuer"`
+		ResponseTypes []string `json:"response_types_supported"`
+	}
+	if err := json.Unmarshal(b.Body.Bytes(), &md); err != nil || md.Issuer != "http://keymint.test/orgs/meta" || len(md.ResponseTypes) != 0 {
+		t.Fatalf("metadata %s", b.Body)
+	}
+}

@@ -122,6 +122,8 @@ func (s *Server) routes() {
 	e.GET("/orgs/:org/.well-known/jwks.json", s.getJWKS)
 	e.GET("/orgs/:org/.well-known/oauth-authorization-server", s.getMetadata)
 	e.GET("/orgs/:org/.well-known/openid-configuration", s.getMetadata)
+	// RFC 8414 §3.1 inserts the well-known segment before the issuer's path.
+	e.GET("/.well-known/oauth-authorization-server/orgs/:org", s.getMetadata)
 
 	api := e.Group("/api/v1")
 	api.POST("/orgs", s.createOrg, s.requireRoot)
