@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -71,6 +73,23 @@ type signer struct {
 	alg    string
 	method jwt.SigningMethod
 	key    crypto.Signer
+	header []byte // the encoded protected header, the same for every token
+}
+
+// sign returns the compact JWS of claims: the header, the claims and
+// golang-jwt's signature over both.
+func (s *signer) sign(claims []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(claims))+1+enc.EncodedLen(512))
+	buf = append(buf, s.header...)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, claims)
+	sig, err := s.method.Sign(string(buf), s.key)
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, '.')
+	return string(enc.AppendEncode(buf, sig)), nil
 }
 
 func openSigner(m *MasterKey, k keys.SigningKey) (*signer, error) {
@@ -96,6 +115,15 @@ func openSigner(m *MasterKey, k keys.SigningKey) (*signer, error) {
 	if s.method.Alg() != k.Alg {
 		return nil, fmt.Errorf("issuer: signing key %s is %s, record says %s", k.KID, s.method.Alg(), k.Alg)
 	}
+	h, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{k.Alg, k.KID, TokenType})
+	if err != nil {
+		return nil, err
+	}
+	s.header = base64.RawURLEncoding.AppendEncode(nil, h)
 	return s, nil
 }
 

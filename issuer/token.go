@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
 	"github.com/keymint/keymint/keys"
@@ -36,23 +35,8 @@ type tokenClaims struct {
 	custom             json.RawMessage
 }
 
-// GetExpirationTime and the rest implement jwt.Claims; golang-jwt only
-// calls them when parsing, which keymint never does with this type.
-func (c tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) {
-	return jwt.NewNumericDate(time.Unix(c.exp, 0)), nil
-}
-func (c tokenClaims) GetIssuedAt() (*jwt.NumericDate, error) {
-	return jwt.NewNumericDate(time.Unix(c.iat, 0)), nil
-}
-func (c tokenClaims) GetNotBefore() (*jwt.NumericDate, error) {
-	return jwt.NewNumericDate(time.Unix(c.nbf, 0)), nil
-}
-func (c tokenClaims) GetIssuer() (string, error)             { return c.iss, nil }
-func (c tokenClaims) GetSubject() (string, error)            { return c.sub, nil }
-func (c tokenClaims) GetAudience() (jwt.ClaimStrings, error) { return jwt.ClaimStrings{c.aud}, nil }
-
-func (c tokenClaims) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 320+len(c.scope)+len(c.custom))
+// appendJSON appends the claims as a JSON object to b.
+func (c tokenClaims) appendJSON(b []byte) []byte {
 	b = append(b, `{"iss":`...)
 	b = appendJSONString(b, c.iss)
 	b = append(b, `,"sub":`...)
@@ -79,10 +63,9 @@ func (c tokenClaims) MarshalJSON() ([]byte, error) {
 	// ours on write, so splicing its members cannot duplicate a claim.
 	if custom := bytes.TrimSpace(c.custom); len(custom) > 2 && custom[0] == '{' {
 		b = append(b, ',')
-		b = append(b, bytes.TrimSpace(custom[1:])...)
-		return b, nil
+		return append(b, bytes.TrimSpace(custom[1:])...)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // appendJSONString appends s as a JSON string. Plain ASCII is copied;
@@ -126,11 +109,8 @@ func (r *Keyring) mint(ctx context.Context, p mintParams) (Token, error) {
 		exp: exp.Unix(), nbf: now.Unix(), iat: now.Unix(),
 		org: p.key.Org, role: p.key.Role, scope: p.scope, custom: p.key.Claims,
 	}
-	t := jwt.NewWithClaims(s.method, claims)
-	t.Header["kid"] = s.kid
-	t.Header["typ"] = TokenType
 	start := time.Now()
-	raw, err := t.SignedString(s.key)
+	raw, err := s.sign(claims.appendJSON(nil))
 	r.observer.Signed(s.alg, time.Since(start))
 	if err != nil {
 		return Token{}, err
