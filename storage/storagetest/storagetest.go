@@ -563,29 +563,9 @@ func testListAPIKeysPaging(t *testing.T, s storage.Store) {
 	all := append([]keys.APIKey{f.admin}, mustCreateAPIKeys(t, s, "acme", 24)...)
 	want := sortedIDs(all) // 25 keys
 
-	for _, limit := range []int{1, 7, 25, 26} {
-		t.Run(fmt.Sprintf("Limit%d", limit), func(t *testing.T) {
-			var got []string
-			after := ""
-			for pages := 0; ; pages++ {
-				if pages > len(want)+1 {
-					t.Fatalf("paging does not end; got %d ids so far", len(got))
-				}
-				page := mustListAPIKeys(t, s, "acme", storage.ListOptions{After: after, Limit: limit})
-				if len(page) > limit {
-					t.Fatalf("page %d: len=%d, want at most %d", pages, len(page), limit)
-				}
-				if len(page) == 0 {
-					break
-				}
-				got = append(got, ids(page)...)
-				after = page[len(page)-1].ID
-			}
-			if !slices.Equal(got, want) {
-				t.Fatalf("paged ids=%v, want %v", got, want)
-			}
-		})
-	}
+	checkPaging(t, want, func(t *testing.T, after string, limit int) []string {
+		return ids(mustListAPIKeys(t, s, "acme", storage.ListOptions{After: after, Limit: limit}))
+	})
 	t.Run("AfterLast", func(t *testing.T) {
 		page := mustListAPIKeys(t, s, "acme", storage.ListOptions{After: want[len(want)-1]})
 		if got, want := len(page), 0; got != want {
@@ -1153,5 +1133,35 @@ func testClose(t *testing.T, s storage.Store) {
 	}
 	if err := s.CreateAPIKey(ctx, newAPIKey(t, "acme")); err == nil {
 		t.Fatalf("CreateAPIKey after Close: err=nil, want an error")
+	}
+}
+
+// checkPaging walks list page by page for limits 1, 7, 25 and 26 and
+// checks that the pages, each at most limit long, join into want with no
+// gap and no repeat.
+func checkPaging(t *testing.T, want []string, list func(t *testing.T, after string, limit int) []string) {
+	t.Helper()
+	for _, limit := range []int{1, 7, 25, 26} {
+		t.Run(fmt.Sprintf("Limit%d", limit), func(t *testing.T) {
+			var got []string
+			after := ""
+			for pages := 0; ; pages++ {
+				if pages > len(want)+1 {
+					t.Fatalf("paging does not end; got %d ids so far", len(got))
+				}
+				page := list(t, after, limit)
+				if len(page) > limit {
+					t.Fatalf("page %d: len=%d, want at most %d", pages, len(page), limit)
+				}
+				if len(page) == 0 {
+					break
+				}
+				got = append(got, page...)
+				after = page[len(page)-1]
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("paged ids=%v, want %v", got, want)
+			}
+		})
 	}
 }
