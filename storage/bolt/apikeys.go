@@ -73,8 +73,10 @@ func maxKeys(tx *bbolt.Tx, org string) (int, error) {
 // k.Org exists (else an error wrapping storage.ErrNotFound), that k.ID is
 // free (else storage.ErrExists), and that the org holds fewer than
 // policy.max_keys keys that are not revoked (else storage.ErrKeyLimit).
+// Concurrent creates share commits (DB.Batch; see Options.MaxBatchSize),
+// each still checked against the limit inside the shared transaction.
 func (db *DB) CreateAPIKey(ctx context.Context, k keys.APIKey) error {
-	err := db.update(ctx, func(tx *bbolt.Tx) error {
+	err := db.batch(ctx, func(tx *bbolt.Tx) error {
 		limit, err := maxKeys(tx, k.Org)
 		if err != nil {
 			return fmt.Errorf("org %q: %w", k.Org, err)

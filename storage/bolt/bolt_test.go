@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -492,4 +493,47 @@ func count(n int) string {
 		return fmt.Sprintf("%dk", n/1_000)
 	}
 	return fmt.Sprint(n)
+}
+
+// BenchmarkCreateAPIKeyParallel measures key creates from 32 concurrent
+// writers, with fsync, under batch settings: size 1 is one commit per
+// create (plain Update), bbolt's defaults (1000, 10 ms), and ours.
+// Each writer has its own org, so the max_keys count stays short.
+func BenchmarkCreateAPIKeyParallel(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		size  int
+		delay time.Duration
+	}{
+		{"solo", 1, time.Millisecond},
+		{"bbolt-default-1000x10ms", 1000, 10 * time.Millisecond},
+		{"64x1ms-default", bolt.DefaultMaxBatchSize, bolt.DefaultMaxBatchDelay},
+		{"64x500us", 64, 500 * time.Microsecond},
+		{"64x2ms", 64, 2 * time.Millisecond},
+		{"64x5ms", 64, 5 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			db := mustOpen(b, filepath.Join(b.TempDir(), "create.db"), &bolt.Options{MaxBatchSize: bc.size, MaxBatchDelay: bc.delay})
+			var next atomic.Int64
+			b.SetParallelism(16) // 32 writers on 2 CPUs
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				org := fmt.Sprintf("org-%d", next.Add(1))
+				mustCreateOrg(b, db, org, 1_000_000)
+				n := 0
+				for pb.Next() {
+					if n%500 == 0 && n > 0 { // keep the live-key count short
+						org = fmt.Sprintf("org-%d", next.Add(1))
+						mustCreateOrg(b, db, org, 1_000_000)
+					}
+					if err := db.CreateAPIKey(ctx, newAPIKey(b, org)); err != nil {
+						b.Error(err)
+						return
+					}
+					n++
+				}
+			})
+		})
+	}
 }
