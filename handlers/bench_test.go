@@ -114,3 +114,23 @@ func BenchmarkManagementGET(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExchangeParallel runs exchanges from many goroutines at once,
+// so -cpu 1,2 shows how the exchange scales and -mutexprofile where it
+// contends (usage counters, caches, deny list).
+func BenchmarkExchangeParallel(b *testing.B) {
+	srv, _ := newServer(b)
+	h := srv.Handler()
+	id, secret := bootstrapOrg(b, h, "parallel", keys.AlgES256)
+	path := "/api/v1/apikeys/" + id + "/token"
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if rec := serve(h, "POST", path, secret, ""); rec.Code != http.StatusOK {
+				b.Errorf("exchange: %d", rec.Code)
+				return
+			}
+		}
+	})
+}

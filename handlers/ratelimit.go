@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,8 +28,11 @@ type failureLimiter struct {
 	burst int
 	now   func() time.Time
 
-	mu    sync.Mutex
-	addrs map[netip.Addr]*rate.Limiter
+	// addrs maps an address to its *rate.Limiter. Every exchange reads
+	// it, so it is a sync.Map: lookups take no lock.
+	addrs sync.Map
+	size  atomic.Int64
+	mu    sync.Mutex // serializes pruning
 }
 
 func newFailureLimiter(failures int, window time.Duration, now func() time.Time) *failureLimiter {
@@ -40,20 +44,17 @@ func newFailureLimiter(failures int, window time.Duration, now func() time.Time)
 	}
 	return &failureLimiter{
 		limit: rate.Limit(float64(failures) / window.Seconds()), burst: failures, now: now,
-		addrs: make(map[netip.Addr]*rate.Limiter),
 	}
 }
 
 // retryAfter returns how long addr must wait before its next exchange is
 // heard, or 0 if it may go ahead.
 func (l *failureLimiter) retryAfter(addr netip.Addr) time.Duration {
-	addr = limitKey(addr)
-	l.mu.Lock()
-	lim := l.addrs[addr]
-	l.mu.Unlock()
-	if lim == nil {
+	v, ok := l.addrs.Load(limitKey(addr))
+	if !ok {
 		return 0
 	}
+	lim := v.(*rate.Limiter)
 	now := l.now()
 	if lim.TokensAt(now) >= 1 {
 		return 0
@@ -67,34 +68,40 @@ func (l *failureLimiter) retryAfter(addr netip.Addr) time.Duration {
 func (l *failureLimiter) failed(addr netip.Addr) {
 	addr = limitKey(addr)
 	now := l.now()
-	l.mu.Lock()
-	lim := l.addrs[addr]
-	if lim == nil {
-		if len(l.addrs) >= maxTrackedAddrs {
+	v, ok := l.addrs.Load(addr)
+	if !ok {
+		if l.size.Load() >= maxTrackedAddrs {
 			l.prune(now)
 		}
-		lim = rate.NewLimiter(l.limit, l.burst)
-		l.addrs[addr] = lim
+		var loaded bool
+		if v, loaded = l.addrs.LoadOrStore(addr, rate.NewLimiter(l.limit, l.burst)); !loaded {
+			l.size.Add(1)
+		}
 	}
-	l.mu.Unlock()
-	lim.AllowN(now, 1)
+	v.(*rate.Limiter).AllowN(now, 1)
 }
 
 // prune forgets addresses whose bucket has refilled, and if that is not
 // enough (failures from very many addresses), arbitrary ones, so memory
-// stays bounded; l.mu is held.
+// stays bounded.
 func (l *failureLimiter) prune(now time.Time) {
-	for a, lim := range l.addrs {
-		if lim.TokensAt(now) >= float64(l.burst) {
-			delete(l.addrs, a)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addrs.Range(func(k, v any) bool {
+		if v.(*rate.Limiter).TokensAt(now) >= float64(l.burst) {
+			l.addrs.Delete(k)
+			l.size.Add(-1)
 		}
-	}
-	for a := range l.addrs {
-		if len(l.addrs) < maxTrackedAddrs*9/10 {
-			break
+		return true
+	})
+	l.addrs.Range(func(k, _ any) bool {
+		if l.size.Load() < maxTrackedAddrs*9/10 {
+			return false
 		}
-		delete(l.addrs, a)
-	}
+		l.addrs.Delete(k)
+		l.size.Add(-1)
+		return true
+	})
 }
 
 // limitKey is the unit an address is limited as: an IPv4 address, or the

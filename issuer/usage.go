@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keymint/keymint/keys"
@@ -33,6 +34,17 @@ func (nopObserver) Signed(string, time.Duration) {}
 
 type usageKey struct{ org, keyID, date string }
 
+// dayCount is one key's counts for one day while in memory. Exchanges and
+// the last use are atomics, so concurrent exchanges of a busy key never
+// wait on each other; failures, rarer, take a small lock.
+type dayCount struct {
+	exchanges atomic.Int64
+	lastUsed  atomic.Int64 // unix nanoseconds of the latest success
+
+	mu       sync.Mutex
+	failures map[string]int64
+}
+
 // usageCounter counts exchanges in memory, so the exchange path never
 // opens a write transaction; flush moves the counts to the store in one
 // transaction.
@@ -40,9 +52,10 @@ type usageCounter struct {
 	store storage.Store
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	days     map[usageKey]*keys.UsageDay
-	lastUsed map[string]time.Time
+	// mu guards the swap of days at a flush: recorders hold it shared,
+	// so they run in parallel with each other.
+	mu   sync.RWMutex
+	days *sync.Map // usageKey → *dayCount
 
 	flushMu sync.Mutex // one flush at a time, so counts land in order
 	stop    chan struct{}
@@ -52,8 +65,7 @@ type usageCounter struct {
 
 func newUsageCounter(store storage.Store, log *slog.Logger, interval time.Duration) *usageCounter {
 	u := &usageCounter{
-		store: store, log: log,
-		days: make(map[usageKey]*keys.UsageDay), lastUsed: make(map[string]time.Time),
+		store: store, log: log, days: new(sync.Map),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go u.run(interval)
@@ -64,59 +76,94 @@ func newUsageCounter(store storage.Store, log *slog.Logger, interval time.Durati
 // "", else a failure for that reason.
 func (u *usageCounter) record(org, keyID string, now time.Time, reason string) {
 	k := usageKey{org: org, keyID: keyID, date: keys.UsageDate(now)}
-	u.mu.Lock()
-	d := u.days[k]
-	if d == nil {
-		d = &keys.UsageDay{Org: org, KeyID: keyID, Date: k.date}
-		u.days[k] = d
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	v, ok := u.days.Load(k)
+	if !ok {
+		v, _ = u.days.LoadOrStore(k, new(dayCount))
 	}
+	d := v.(*dayCount)
 	if reason == "" {
-		d.Exchanges++
-		if now.After(u.lastUsed[keyID]) {
-			u.lastUsed[keyID] = now
+		d.exchanges.Add(1)
+		for t := now.UnixNano(); ; {
+			last := d.lastUsed.Load()
+			if t <= last || d.lastUsed.CompareAndSwap(last, t) {
+				break
+			}
 		}
-	} else {
-		if d.Failures == nil {
-			d.Failures = make(map[string]int64, 1)
-		}
-		d.Failures[reason]++
+		return
 	}
-	u.mu.Unlock()
+	d.mu.Lock()
+	if d.failures == nil {
+		d.failures = make(map[string]int64, 1)
+	}
+	d.failures[reason]++
+	d.mu.Unlock()
 }
 
-// flush writes the counts gathered so far. On failure they are kept for
-// the next try.
+// take swaps out the counts gathered so far.
+func (u *usageCounter) take() ([]keys.UsageDay, map[string]time.Time) {
+	u.mu.Lock()
+	days := u.days
+	u.days = new(sync.Map)
+	u.mu.Unlock()
+	var deltas []keys.UsageDay
+	last := map[string]time.Time{}
+	days.Range(func(k, v any) bool {
+		uk, d := k.(usageKey), v.(*dayCount)
+		day := keys.UsageDay{Org: uk.org, KeyID: uk.keyID, Date: uk.date, Exchanges: d.exchanges.Load()}
+		d.mu.Lock()
+		if len(d.failures) > 0 {
+			day.Failures = d.failures
+		}
+		d.mu.Unlock()
+		deltas = append(deltas, day)
+		if ns := d.lastUsed.Load(); ns > 0 {
+			if t := time.Unix(0, ns); t.After(last[uk.keyID]) {
+				last[uk.keyID] = t
+			}
+		}
+		return true
+	})
+	return deltas, last
+}
+
+// flush writes the counts gathered so far. On failure they are put back
+// for the next try.
 func (u *usageCounter) flush(ctx context.Context) error {
 	u.flushMu.Lock()
 	defer u.flushMu.Unlock()
-	u.mu.Lock()
-	days, last := u.days, u.lastUsed
-	u.days, u.lastUsed = make(map[usageKey]*keys.UsageDay), make(map[string]time.Time)
-	u.mu.Unlock()
-	if len(days) == 0 && len(last) == 0 {
+	deltas, last := u.take()
+	if len(deltas) == 0 {
 		return nil
 	}
-	deltas := make([]keys.UsageDay, 0, len(days))
-	for _, d := range days {
-		deltas = append(deltas, *d)
-	}
 	if err := u.store.AddUsage(ctx, deltas, last); err != nil {
-		u.mu.Lock()
-		for k, d := range days {
-			if cur := u.days[k]; cur != nil {
-				d.Add(*cur)
-			}
-			u.days[k] = d
-		}
-		for id, t := range last {
-			if t.After(u.lastUsed[id]) {
-				u.lastUsed[id] = t
-			}
-		}
-		u.mu.Unlock()
+		u.putBack(deltas, last)
 		return fmt.Errorf("issuer: flush usage: %w", err)
 	}
 	return nil
+}
+
+// putBack merges counts that failed to flush into the current ones.
+func (u *usageCounter) putBack(deltas []keys.UsageDay, last map[string]time.Time) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	for _, day := range deltas {
+		v, _ := u.days.LoadOrStore(usageKey{day.Org, day.KeyID, day.Date}, new(dayCount))
+		d := v.(*dayCount)
+		d.exchanges.Add(day.Exchanges)
+		if t, ok := last[day.KeyID]; ok && t.UnixNano() > d.lastUsed.Load() {
+			d.lastUsed.Store(t.UnixNano())
+		}
+		d.mu.Lock()
+		for r, n := range day.Failures {
+			if d.failures == nil {
+				d.failures = make(map[string]int64)
+			}
+			d.failures[r] += n
+		}
+		d.mu.Unlock()
+	}
 }
 
 func (u *usageCounter) run(interval time.Duration) {
