@@ -299,6 +299,7 @@ func TestOpenAPIEveryRoute(t *testing.T) {
 	do("GET", "/orgs/every/.well-known/jwks.json", nil, 304, header("If-None-Match", h.Get("ETag")))
 	do("GET", "/orgs/nowhere/.well-known/jwks.json", nil, 404)
 	do("GET", "/orgs/every/.well-known/oauth-authorization-server", nil, 200)
+	do("GET", "/.well-known/oauth-authorization-server/orgs/every", nil, 200)
 	do("GET", "/orgs/every/.well-known/openid-configuration", nil, 200)
 	do("GET", "/orgs/nowhere/.well-known/openid-configuration", nil, 404)
 
