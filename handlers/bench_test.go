@@ -32,7 +32,7 @@ func newServer(tb testing.TB) (*handlers.Server, *issuer.Service) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { svc.Close(); db.Close() })
-	srv, err := handlers.New(handlers.Config{Service: svc, RootKey: rootKey})
+	srv, err := handlers.New(handlers.Config{Service: svc, RootKey: rootKey, Metrics: handlers.NewMetrics(nil)})
 	if err != nil {
 		tb.Fatal(err)
 	}
