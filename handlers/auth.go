@@ -58,7 +58,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return err
 			}
 		default:
-			claims, err := s.verifier.Verify(c.Request().Context(), cred)
+			claims, err := s.tokens.verify(c.Request().Context(), cred)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keymint/keymint/handlers"
 	"github.com/keymint/keymint/issuer"
@@ -19,6 +20,12 @@ const rootKey = "km_root_test-root-key-0123456789abcdefghijklmnop"
 // newServer builds the HTTP API over a real bbolt store in a temp dir.
 func newServer(tb testing.TB) (*handlers.Server, *issuer.Service) {
 	tb.Helper()
+	return newServerAt(tb, nil)
+}
+
+// newServerAt is newServer on the clock now (nil means time.Now).
+func newServerAt(tb testing.TB, now func() time.Time) (*handlers.Server, *issuer.Service) {
+	tb.Helper()
 	db, err := bolt.Open(filepath.Join(tb.TempDir(), "keymint.db"), nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -27,7 +34,7 @@ func newServer(tb testing.TB) (*handlers.Server, *issuer.Service) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := issuer.New(issuer.Config{Store: db, Master: master, PublicURL: "http://keymint.test"})
+	svc, err := issuer.New(issuer.Config{Store: db, Master: master, PublicURL: "http://keymint.test", Now: now})
 	if err != nil {
 		tb.Fatal(err)
 	}

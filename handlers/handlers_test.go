@@ -1,6 +1,9 @@
 package handlers_test
 
 import (
+	"sync"
+	"time"
+
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -155,5 +158,50 @@ func TestMetadataURLs(t *testing.T) {
 	}
 	if err := json.Unmarshal(b.Body.Bytes(), &md); err != nil || md.Issuer != "http://keymint.test/orgs/meta" || len(md.ResponseTypes) != 0 {
 		t.Fatalf("metadata %s", b.Body)
+	}
+}
+
+// TestVerifiedTokenCache: a JWT verified once is served from the cache,
+// but an expired one is refused and so is one whose key was revoked.
+func TestVerifiedTokenCache(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	srv, _ := newServerAt(t, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	h := srv.Handler()
+	id, secret := bootstrapOrg(t, h, "cached", keys.AlgES256)
+	token := func() string {
+		rec := serve(h, "POST", "/api/v1/apikeys/"+id+"/token", secret, `{"ttl":60}`)
+		var tok struct{ Token string }
+		json.Unmarshal(rec.Body.Bytes(), &tok)
+		return tok.Token
+	}
+	path := "/api/v1/apikeys/" + id
+	tok := token()
+	for i := 0; i < 3; i++ {
+		if rec := serve(h, "GET", path, tok, ""); rec.Code != http.StatusOK {
+			t.Fatalf("use %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	mu.Lock()
+	now = now.Add(95 * time.Second) // past exp and the 30 s leeway
+	mu.Unlock()
+	if rec := serve(h, "GET", path, tok, ""); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("expired cached token: %d, want 401", rec.Code)
+	}
+	// A cached token of a key revoked since is refused at once.
+	other := serve(h, "POST", "/api/v1/apikeys", secret, `{"name":"o","role":"viewer","expires_at":"`+now.Add(time.Hour).UTC().Format(time.RFC3339)+`"}`)
+	var k struct{ ID, Key string }
+	json.Unmarshal(other.Body.Bytes(), &k)
+	rec := serve(h, "POST", "/api/v1/apikeys/"+k.ID+"/token", k.Key, "")
+	var ot struct{ Token string }
+	json.Unmarshal(rec.Body.Bytes(), &ot)
+	if rec := serve(h, "GET", "/api/v1/apikeys/"+k.ID, ot.Token, ""); rec.Code != http.StatusOK {
+		t.Fatalf("fresh token: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(h, "POST", "/api/v1/apikeys/"+k.ID+"/revoke", secret, ""); rec.Code != http.StatusOK {
+		t.Fatalf("revoke: %d", rec.Code)
+	}
+	if rec := serve(h, "GET", "/api/v1/apikeys/"+k.ID, ot.Token, ""); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("cached token of a revoked key: %d, want 401", rec.Code)
 	}
 }

@@ -186,7 +186,7 @@ func (s *Server) introspect(c echo.Context) error {
 	if token == "" {
 		return oauthErr(http.StatusBadRequest, "invalid_request", "token is required").render(c)
 	}
-	claims, err := s.verifier.Verify(c.Request().Context(), token)
+	claims, err := s.tokens.verify(c.Request().Context(), token)
 	if err != nil || claims.Org != p.Org || !s.svc.KeyUsable(claims.Subject) {
 		return c.JSON(http.StatusOK, introspection{Active: false})
 	}

@@ -45,6 +45,7 @@ type Server struct {
 	svc      *issuer.Service
 	rootKey  string
 	verifier *jwks.Verifier
+	tokens   *verifiedTokens
 	jwks     *jwksCache
 	log      *slog.Logger
 	ready    func(context.Context) error
@@ -84,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.verifier = v
+	s.tokens = &verifiedTokens{verifier: v, now: cfg.Service.Now}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
