@@ -14,23 +14,24 @@ const principalKey = "keymint.principal"
 
 // credential returns the caller's credential: X-API-Key, else the
 // Authorization Bearer value, else the secret of HTTP Basic client
-// credentials whose id names the secret's own key. "" if there is none.
-func credential(c echo.Context) string {
-	if v := c.Request().Header.Get("X-API-Key"); v != "" {
-		return strings.TrimSpace(v)
+// credentials. It returns errNoCredential if there is none, and
+// errUnauthenticated for Basic credentials whose id does not name the
+// secret's own key.
+func credential(c echo.Context) (string, error) {
+	if v := strings.TrimSpace(c.Request().Header.Get("X-API-Key")); v != "" {
+		return v, nil
 	}
 	if id, secret, ok := basicCredentials(c); ok {
 		if s, err := keys.ParseSecret(secret); err != nil || s.KeyID != id {
-			return "invalid basic credentials" // refused like any bad credential
+			return "", errUnauthenticated
 		}
-		return secret
+		return secret, nil
 	}
-	auth := c.Request().Header.Get(echo.HeaderAuthorization)
-	scheme, v, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
+	scheme, v, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+	if v = strings.TrimSpace(v); !ok || !strings.EqualFold(scheme, "Bearer") || v == "" {
+		return "", errNoCredential
 	}
-	return strings.TrimSpace(v)
+	return v, nil
 }
 
 func (s *Server) isRoot(cred string) bool {
@@ -45,15 +46,15 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := rejectSecretInQuery(c); err != nil {
 			return err
 		}
-		cred := credential(c)
+		cred, err := credential(c)
+		if err != nil {
+			return err
+		}
 		var p issuer.Principal
 		switch {
-		case cred == "":
-			return errNoCredential
 		case s.isRoot(cred):
 			p = issuer.Principal{Root: true}
 		case keys.LooksLikeSecret(cred):
-			var err error
 			if p, err = s.svc.AuthenticateSecret(c.Request().Context(), cred, clientAddr(c)); err != nil {
 				return err
 			}

@@ -38,9 +38,9 @@ func (s *Server) exchange(c echo.Context) error {
 	if err := rejectSecretInQuery(c); err != nil {
 		return err
 	}
-	secret := credential(c)
-	if secret == "" {
-		return errNoCredential
+	secret, err := credential(c)
+	if err != nil {
+		return err
 	}
 	addr := clientAddr(c)
 	if err := s.throttled(c, addr); err != nil {

@@ -233,17 +233,18 @@ func (s *Service) Usage(ctx context.Context, p Principal, keyID string, days int
 		return UsageReport{}, &keys.ValidationError{Fields: []*keys.FieldError{{Field: "days", Message: fmt.Sprintf("must be between 1 and %d", MaxUsageDays)}}}
 	}
 	r := UsageReport{Org: p.Org, KeyID: keyID}
+	if err := s.usage.flush(ctx); err != nil {
+		return UsageReport{}, err
+	}
 	if keyID != "" {
-		k, err := s.store.GetAPIKey(ctx, keyID)
+		k, err := s.store.GetAPIKey(ctx, keyID) // after the flush: its last_used_at is current
 		if err != nil {
 			return UsageReport{}, err
 		}
 		if k.Org != p.Org {
 			return UsageReport{}, fmt.Errorf("issuer: key %q: %w", keyID, storage.ErrNotFound)
 		}
-	}
-	if err := s.usage.flush(ctx); err != nil {
-		return UsageReport{}, err
+		r.LastUsedAt = k.LastUsedAt
 	}
 	now := s.now().UTC()
 	r.From, r.To = keys.UsageDate(now.AddDate(0, 0, -(days-1))), keys.UsageDate(now)
@@ -284,16 +285,14 @@ func (s *Service) Usage(ctx context.Context, p Principal, keyID string, days int
 		}
 		sort.Slice(r.Keys, func(i, j int) bool { return r.Keys[i].Exchanges > r.Keys[j].Exchanges })
 	}
-	r.LastUsedAt, err = s.lastUsed(ctx, p.Org, keyID)
+	if keyID == "" {
+		r.LastUsedAt, err = s.orgLastUsed(ctx, p.Org)
+	}
 	return r, err
 }
 
-// lastUsed is the key's last use, or the latest of the org's keys'.
-func (s *Service) lastUsed(ctx context.Context, org, keyID string) (*time.Time, error) {
-	if keyID != "" {
-		k, err := s.store.GetAPIKey(ctx, keyID)
-		return k.LastUsedAt, err
-	}
+// orgLastUsed is the latest last use of the org's keys.
+func (s *Service) orgLastUsed(ctx context.Context, org string) (*time.Time, error) {
 	var latest *time.Time
 	_, err := s.store.ListAPIKeys(ctx, org, storage.ListOptions{Filter: func(k keys.APIKey) bool {
 		if k.LastUsedAt != nil && (latest == nil || k.LastUsedAt.After(*latest)) {
