@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"hash/crc32"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 )
@@ -109,7 +111,9 @@ func ParseSecret(v string) (Secret, error) {
 	}
 	// Reject non-canonical encodings (trailing bits set), so one key has
 	// exactly one spelling.
-	if base64.RawURLEncoding.EncodeToString(raw[:rawLen]) != v[prefixLen:] {
+	var canon [encodedLen]byte
+	base64.RawURLEncoding.Encode(canon[:], raw[:rawLen])
+	if string(canon[:]) != v[prefixLen:] {
 		return Secret{}, ErrMalformedSecret
 	}
 	want := binary.BigEndian.Uint32(raw[idLen+randomLen : rawLen])
@@ -130,22 +134,29 @@ func LooksLikeSecret(v string) bool {
 }
 
 // Hasher computes secret hashes: HMAC-SHA256 under a server pepper. A slow
-// password hash buys nothing for 256-bit random secrets.
-type Hasher struct{ pepper []byte }
+// password hash buys nothing for 256-bit random secrets. It is safe for
+// concurrent use; keyed MACs are pooled, since every exchange hashes.
+type Hasher struct{ macs sync.Pool }
 
 // NewHasher returns a Hasher for pepper, which must be at least 32 bytes.
 func NewHasher(pepper []byte) (*Hasher, error) {
 	if len(pepper) < 32 {
 		return nil, errors.New("keys: pepper shorter than 32 bytes")
 	}
-	return &Hasher{pepper: append([]byte(nil), pepper...)}, nil
+	key := append([]byte(nil), pepper...)
+	h := &Hasher{}
+	h.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return h, nil
 }
 
 // Hash returns the MAC stored for a secret.
 func (h *Hasher) Hash(s Secret) []byte {
-	m := hmac.New(sha256.New, h.pepper)
-	m.Write([]byte(s.value))
-	return m.Sum(nil)
+	m := h.macs.Get().(hash.Hash)
+	m.Reset()
+	io.WriteString(m, s.value)
+	sum := m.Sum(make([]byte, 0, sha256.Size))
+	h.macs.Put(m)
+	return sum
 }
 
 // Equal reports, in constant time, whether s hashes to stored.
