@@ -167,6 +167,8 @@ func (s *Service) ListAudit(ctx context.Context, p Principal, req AuditRequest) 
 // Close writes the audit events and usage counts still in memory. Call it
 // after the HTTP server has drained and before closing the store.
 func (s *Service) Close() error {
+	s.closeOnce.Do(func() { close(s.stopPrune) })
+	<-s.pruneDone
 	s.auditLog.close()
 	return s.usage.close()
 }

@@ -286,3 +286,42 @@ func TestClaimsJSON(t *testing.T) {
 		t.Errorf("times exp=%v iat=%v nbf=%v", got["exp"], got["iat"], got["nbf"])
 	}
 }
+
+// TestRetention: a service started past the retention of old audit
+// events and usage days prunes them, and keeps what is recent.
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "keymint.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, _ := issuer.NewMasterKey(bytes.Repeat([]byte{7}, 32))
+	svc, err := issuer.New(issuer.Config{Store: db, Master: m, PublicURL: "https://keymint.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Bootstrap(ctx, issuer.BootstrapRequest{ID: "old", Name: "old", By: issuer.Principal{Root: true}}); err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	old := time.Now().AddDate(0, 0, -500)
+	if err := db.AddUsage(ctx, []keys.UsageDay{{Org: "old", KeyID: "k", Date: keys.UsageDate(old), Exchanges: 3}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := db.ListAudit(ctx, "old", storage.AuditListOptions{}); len(evs) != 1 {
+		t.Fatalf("audit before=%d events, want 1", len(evs))
+	}
+	later := time.Now().Add(issuer.DefaultRetention + time.Hour)
+	svc2, err := issuer.New(issuer.Config{Store: db, Master: m, PublicURL: "https://keymint.test", Now: func() time.Time { return later }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc2.Close() // waits for the pruning started at New
+	if evs, _ := db.ListAudit(ctx, "old", storage.AuditListOptions{}); len(evs) != 0 {
+		t.Fatalf("audit after the retention=%d events, want 0", len(evs))
+	}
+	if days, _ := db.ListUsage(ctx, "old", "", keys.UsageDate(old), keys.UsageDate(later)); len(days) != 0 {
+		t.Fatalf("usage after the retention=%v, want none", days)
+	}
+}

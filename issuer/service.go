@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,6 +63,9 @@ type Config struct {
 	// UsageFlushInterval is how often usage counts are written; zero
 	// means DefaultUsageFlushInterval.
 	UsageFlushInterval time.Duration
+	// Retention is how long audit events and usage days are kept; zero
+	// means DefaultRetention.
+	Retention time.Duration
 }
 
 // Service is keymint's application core: bootstrap, key creation and the
@@ -80,6 +84,11 @@ type Service struct {
 	auditLog  *auditLog
 	usage     *usageCounter
 	observer  Observer
+	log       *slog.Logger
+	retention time.Duration
+	stopPrune chan struct{}
+	pruneDone chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Service.
@@ -99,11 +108,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.UsageFlushInterval <= 0 {
 		cfg.UsageFlushInterval = DefaultUsageFlushInterval
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
 	h, err := keys.NewHasher(cfg.Master.Pepper())
 	if err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		store:     cfg.Store,
 		master:    cfg.Master,
 		ring:      NewKeyring(cfg.Store, cfg.Master, cfg.Now, cfg.Observer),
@@ -117,7 +129,13 @@ func New(cfg Config) (*Service, error) {
 		auditLog:  newAuditLog(cfg.Store, cfg.Logger),
 		usage:     newUsageCounter(cfg.Store, cfg.Logger, cfg.UsageFlushInterval),
 		observer:  cfg.Observer,
-	}, nil
+		log:       cfg.Logger,
+		retention: cfg.Retention,
+		stopPrune: make(chan struct{}),
+		pruneDone: make(chan struct{}),
+	}
+	go s.runRetention(s.stopPrune, s.pruneDone)
+	return s, nil
 }
 
 // Now returns the service's clock reading.

@@ -127,6 +127,13 @@ type Store interface {
 	// not "".
 	ListUsage(ctx context.Context, org, keyID, from, to string) ([]keys.UsageDay, error)
 
+	// PruneAudit deletes audit events recorded before before, returning how
+	// many; it may stop early on a long history, so callers repeat while
+	// it deletes anything.
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
+	// PruneUsage deletes usage days before the day of before, likewise.
+	PruneUsage(ctx context.Context, before time.Time) (int, error)
+
 	// GetSetting returns a server setting; ErrNotFound if unset.
 	GetSetting(ctx context.Context, name string) ([]byte, error)
 	// InitSetting stores value under name unless the name is already

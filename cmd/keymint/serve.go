@@ -21,6 +21,7 @@ import (
 
 	"github.com/keymint/keymint/handlers"
 	"github.com/keymint/keymint/issuer"
+	"github.com/keymint/keymint/keys"
 	"github.com/keymint/keymint/storage/bolt"
 )
 
@@ -36,6 +37,8 @@ type Config struct {
 	RootKey        string // "" means the data directory's root.key
 	// UsageFlush is how often usage counts are written to the database.
 	UsageFlush time.Duration
+	// Retention is how long audit events and usage days are kept.
+	Retention time.Duration
 	// FailureLimit failed exchanges per FailureWindow from one address
 	// get it 429s.
 	FailureLimit  int
@@ -63,7 +66,7 @@ func NewMain() *Main {
 	return &Main{
 		Config: Config{
 			Addr: "127.0.0.1:8080", DataDir: "./keymint-data", LogFormat: "text",
-			UsageFlush:   issuer.DefaultUsageFlushInterval,
+			UsageFlush: issuer.DefaultUsageFlushInterval, Retention: issuer.DefaultRetention,
 			FailureLimit: handlers.DefaultFailureLimit, FailureWindow: handlers.DefaultFailureWindow,
 		},
 		Stderr: os.Stderr,
@@ -82,6 +85,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.LogFormat, "log-format", envOr("KEYMINT_LOG_FORMAT", c.LogFormat), "text or json (KEYMINT_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr("KEYMINT_LOG_LEVEL", "info"), "debug (every request), info (failed requests), warn or error (KEYMINT_LOG_LEVEL)")
 	usageFlush := fs.String("usage-flush-interval", envOr("KEYMINT_USAGE_FLUSH_INTERVAL", c.UsageFlush.String()), "how often usage counts are written; a crash loses at most this much (KEYMINT_USAGE_FLUSH_INTERVAL)")
+	retention := fs.String("retention", envOr("KEYMINT_RETENTION", "400d"), "how long audit events and usage days are kept, e.g. 400d (KEYMINT_RETENTION)")
 	failLimit := fs.String("failure-limit", envOr("KEYMINT_FAILURE_LIMIT", strconv.Itoa(c.FailureLimit)), "failed exchanges per --failure-window from one address before 429 (KEYMINT_FAILURE_LIMIT)")
 	failWindow := fs.String("failure-window", envOr("KEYMINT_FAILURE_WINDOW", c.FailureWindow.String()), "window of --failure-limit (KEYMINT_FAILURE_WINDOW)")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +94,9 @@ func (m *Main) ParseFlags(args []string) error {
 	var err error
 	if c.UsageFlush, err = time.ParseDuration(*usageFlush); err != nil || c.UsageFlush <= 0 {
 		return fmt.Errorf("serve: --usage-flush-interval: want a positive duration like 10s")
+	}
+	if c.Retention, err = keys.ParseDuration(*retention); err != nil || c.Retention < 24*time.Hour {
+		return fmt.Errorf("serve: --retention: want a duration of at least 1d, like 400d")
 	}
 	if c.FailureLimit, err = strconv.Atoi(*failLimit); err != nil || c.FailureLimit < 1 {
 		return fmt.Errorf("serve: --failure-limit: want a positive whole number")
@@ -173,7 +180,7 @@ func (m *Main) Run(ctx context.Context) error {
 	metrics := handlers.NewMetrics(m.db.Stats)
 	m.svc, err = issuer.New(issuer.Config{
 		Store: m.db, Master: master, PublicURL: publicURL, Now: m.Now, Logger: m.log,
-		Observer: metrics, UsageFlushInterval: c.UsageFlush,
+		Observer: metrics, UsageFlushInterval: c.UsageFlush, Retention: c.Retention,
 	})
 	if err != nil {
 		return err

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		}},
 		{"ListOrgs", []test{{"OK", testListOrgs}}},
 		{"ListDenials", []test{{"OK", testDenials}}},
+		{"Prune", []test{{"OK", testPrune}}},
 		{"UpdateOrg", []test{
 			{"OK", testUpdateOrg},
 			{"FnError", testUpdateOrgFnError},
