@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -39,20 +40,70 @@ func putAPIKey(tx *bbolt.Tx, k keys.APIKey) error {
 	if k.RevokedAt != nil {
 		flag = flagRevoked
 	}
-	return tx.Bucket(bucketKeyIndex).Put(indexKey(k.Org, k.ID), flag)
+	return setIndex(tx, k.Org, k.ID, flag)
 }
 
-// liveKeys counts org's keys that are not revoked, stopping at limit.
-func liveKeys(tx *bbolt.Tx, org string, limit int) int {
-	prefix := indexPrefix(org)
-	c := tx.Bucket(bucketKeyIndex).Cursor()
-	n := 0
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, v = c.Next() {
-		if len(v) == 1 && v[0] == flagLive[0] {
-			n++
+// setIndex writes (or, with a nil flag, deletes) the index entry of key id
+// in org, and keeps the org's count of live keys in step with it, so
+// CreateAPIKey reads one counter instead of scanning the org's keys.
+func setIndex(tx *bbolt.Tx, org, id string, flag []byte) error {
+	idx := tx.Bucket(bucketKeyIndex)
+	key := indexKey(org, id)
+	was := idx.Get(key)
+	wasLive := len(was) == 1 && was[0] == flagLive[0]
+	isLive := len(flag) == 1 && flag[0] == flagLive[0]
+	var err error
+	if flag == nil {
+		err = idx.Delete(key)
+	} else {
+		err = idx.Put(key, flag)
+	}
+	if err != nil || wasLive == isLive {
+		return err
+	}
+	n := liveKeys(tx, org)
+	if isLive {
+		n++
+	} else {
+		n--
+	}
+	return putCount(tx, org, n)
+}
+
+// liveKeys is org's number of keys that are not revoked.
+func liveKeys(tx *bbolt.Tx, org string) int {
+	v := tx.Bucket(bucketLiveCounts).Get([]byte(org))
+	if len(v) != 8 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v))
+}
+
+func putCount(tx *bbolt.Tx, org string, n int) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(max(n, 0)))
+	return tx.Bucket(bucketLiveCounts).Put([]byte(org), v[:])
+}
+
+// countLiveKeys rebuilds every org's live-key count from the index: once,
+// when a database written before the counts existed is first opened.
+func countLiveKeys(tx *bbolt.Tx) error {
+	counts := map[string]int{}
+	err := tx.Bucket(bucketKeyIndex).ForEach(func(k, v []byte) error {
+		if org, _, ok := bytes.Cut(k, []byte{0}); ok && len(v) == 1 && v[0] == flagLive[0] {
+			counts[string(org)]++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for org, n := range counts {
+		if err := putCount(tx, org, n); err != nil {
+			return err
 		}
 	}
-	return n
+	return nil
 }
 
 // maxKeys reads the org's policy.max_keys, or returns storage.ErrNotFound.
@@ -84,7 +135,7 @@ func (db *DB) CreateAPIKey(ctx context.Context, k keys.APIKey) error {
 		if tx.Bucket(bucketAPIKeys).Get([]byte(k.ID)) != nil {
 			return storage.ErrExists
 		}
-		if liveKeys(tx, k.Org, limit) >= limit {
+		if liveKeys(tx, k.Org) >= limit {
 			return storage.ErrKeyLimit
 		}
 		return putAPIKey(tx, k)
@@ -186,7 +237,7 @@ func (db *DB) UpdateAPIKey(ctx context.Context, id string, fn func(keys.APIKey) 
 			if err != nil {
 				return fmt.Errorf("org %q: %w", cur.Org, err)
 			}
-			if liveKeys(tx, cur.Org, limit) >= limit {
+			if liveKeys(tx, cur.Org) >= limit {
 				return fmt.Errorf("unrevoke: %w", storage.ErrKeyLimit)
 			}
 		}
@@ -234,7 +285,7 @@ func (db *DB) DeleteAPIKey(ctx context.Context, id string, check func(keys.APIKe
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketKeyIndex).Delete(indexKey(cur.Org, id)); err != nil {
+		if err := setIndex(tx, cur.Org, id, nil); err != nil {
 			return err
 		}
 		// Read the clock inside the transaction: writes run one at a

@@ -69,6 +69,9 @@ var (
 	bucketAudit    = []byte("audit")
 	bucketUsage    = []byte("usage")
 	bucketDenials  = []byte("denials")
+	// bucketLiveCounts holds each org's number of live keys (org → uint64),
+	// kept in step with the index by setIndex.
+	bucketLiveCounts = []byte("live_key_counts")
 
 	allBuckets = [][]byte{bucketOrgs, bucketAPIKeys, bucketKeyIndex, bucketSigning, bucketSettings, bucketTombs, bucketAudit, bucketUsage, bucketDenials}
 )
@@ -110,7 +113,13 @@ func Open(path string, opts *Options) (*DB, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		if tx.Bucket(bucketLiveCounts) != nil {
+			return nil
+		}
+		if _, err := tx.CreateBucket(bucketLiveCounts); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketLiveCounts, err)
+		}
+		return countLiveKeys(tx) // a database from before the counts
 	})
 	if err != nil {
 		_ = bdb.Close()

@@ -6,7 +6,7 @@
 // # Layout
 //
 // Values are the JSON encoding of the keys domain types. The file holds
-// seven buckets, all created by Open (so a file written before a bucket
+// these buckets, all created by Open (so a file written before a bucket
 // was added gains it on the next Open):
 //
 //	orgs            org id                     → keys.Org
@@ -16,11 +16,16 @@
 //	settings        name                       → raw bytes
 //	tombstones      key id                     → deletion time, RFC 3339 (UTC, ns)
 //	audit           org id + "\x00" + event id → keys.AuditEvent
+//	usage           org id + "\x00" + date + "\x00" + key id → keys.UsageDay
+//	denials         key id                     → when it was revoked or disabled
+//	live_key_counts org id                     → live keys, uint64 big endian
 //
 // apikeys_by_org is an index kept in step with apikeys by every write that
 // touches a key. ListAPIKeys walks it in key id order (ids are UUIDv7, so
-// that is creation order), and CreateAPIKey counts an org's live keys from
-// its one-byte values without decoding any JSON. The index relies on org
+// that is creation order). Every change of an entry's one-byte value also
+// updates the org's count in live_key_counts, so CreateAPIKey checks
+// max_keys by reading one counter; Open rebuilds the counts from the
+// index for a file written before they existed. The index relies on org
 // ids never containing "\x00", which keys.ValidOrgID guarantees.
 //
 // tombstones records each key DeleteAPIKey removes, for readers that sync
