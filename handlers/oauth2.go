@@ -18,7 +18,6 @@ type oauthError struct {
 	status      int
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`
-	basic       bool   // the client authenticated with HTTP Basic
 }
 
 func (e *oauthError) Error() string { return "oauth2: " + e.Code + ": " + e.Description }

@@ -129,17 +129,15 @@ func openSigner(m *MasterKey, k keys.SigningKey) (*signer, error) {
 
 // PublicKey is a published verification key of an org.
 type PublicKey struct {
-	KID    string
-	Alg    string
-	Status keys.SigningKeyStatus
-	Key    crypto.PublicKey
+	KID string
+	Alg string
+	Key crypto.PublicKey
 }
 
 // Published is the set of an org's public keys that belong in its JWKS.
 // A Keyring hands out the same *Published until the set changes, so
 // callers may cache what they derive from it keyed by the pointer.
 type Published struct {
-	Org  string
 	Keys []PublicKey
 }
 
@@ -147,7 +145,6 @@ type Published struct {
 type orgKeys struct {
 	active    *signer
 	published *Published
-	records   []keys.SigningKey
 	// expires is when the published set next changes on its own (a
 	// retiring key's RemoveAfter), or zero.
 	expires time.Time
@@ -188,7 +185,7 @@ func (r *Keyring) get(ctx context.Context, org string) (*orgKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err = r.build(org, recs)
+	ok, err = r.build(recs)
 	if err != nil || len(recs) == 0 {
 		return ok, err // unknown orgs are not cached
 	}
@@ -198,9 +195,9 @@ func (r *Keyring) get(ctx context.Context, org string) (*orgKeys, error) {
 	return ok, nil
 }
 
-func (r *Keyring) build(org string, recs []keys.SigningKey) (*orgKeys, error) {
+func (r *Keyring) build(recs []keys.SigningKey) (*orgKeys, error) {
 	now := r.now()
-	ok := &orgKeys{records: recs, published: &Published{Org: org}}
+	ok := &orgKeys{published: &Published{}}
 	for _, rec := range recs {
 		if !rec.Published(now) {
 			continue
@@ -209,7 +206,7 @@ func (r *Keyring) build(org string, recs []keys.SigningKey) (*orgKeys, error) {
 		if err != nil {
 			return nil, fmt.Errorf("issuer: parse public key %s: %w", rec.KID, err)
 		}
-		ok.published.Keys = append(ok.published.Keys, PublicKey{KID: rec.KID, Alg: rec.Alg, Status: rec.Status, Key: pub})
+		ok.published.Keys = append(ok.published.Keys, PublicKey{KID: rec.KID, Alg: rec.Alg, Key: pub})
 		if rec.RemoveAfter != nil && (ok.expires.IsZero() || rec.RemoveAfter.Before(ok.expires)) {
 			ok.expires = *rec.RemoveAfter
 		}

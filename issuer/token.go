@@ -21,7 +21,6 @@ type Token struct {
 	ExpiresAt time.Time
 	IssuedAt  time.Time
 	Scope     string
-	Audience  string
 }
 
 // tokenClaims is the claim set of RFC 9068 plus keymint's own claims and
@@ -115,5 +114,5 @@ func (r *Keyring) mint(ctx context.Context, p mintParams) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	return Token{Raw: raw, ExpiresAt: exp, IssuedAt: now, Scope: p.scope, Audience: p.audience}, nil
+	return Token{Raw: raw, ExpiresAt: exp, IssuedAt: now, Scope: p.scope}, nil
 }

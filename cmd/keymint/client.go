@@ -92,6 +92,16 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	return json.Unmarshal(data, out)
 }
 
+// call sends a request and returns the raw JSON answer; an error names
+// the command cmd.
+func (c *client) call(ctx context.Context, cmd, method, path string, body any) (json.RawMessage, error) {
+	var out json.RawMessage
+	if err := c.do(ctx, method, path, body, &out); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return out, nil
+}
+
 func problemError(status int, data []byte) error {
 	var p struct {
 		Title  string `json:"title"`
@@ -163,10 +173,10 @@ func cmdBootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	var out json.RawMessage
 	req := map[string]any{"id": *org, "name": *name, "alg": *alg}
-	if err := newClient(*server, root).do(ctx, http.MethodPost, "/api/v1/orgs", req, &out); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
+	out, err := newClient(*server, root).call(ctx, "bootstrap", http.MethodPost, "/api/v1/orgs", req)
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		_, err := stdout.Write(out)
@@ -218,9 +228,9 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			body[k] = v
 		}
 	}
-	var out json.RawMessage
-	if err := newClient(*server, secret).do(ctx, http.MethodPost, "/api/v1/apikeys/"+s.KeyID+"/token", body, &out); err != nil {
-		return fmt.Errorf("token: %w", err)
+	out, err := newClient(*server, secret).call(ctx, "token", http.MethodPost, "/api/v1/apikeys/"+s.KeyID+"/token", body)
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		_, err := stdout.Write(out)
@@ -403,9 +413,9 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return fmt.Errorf("keys: unknown subcommand %q", sub)
 	}
-	var out json.RawMessage
-	if err := newClient(*server, cred).do(ctx, method, path, body, &out); err != nil {
-		return fmt.Errorf("keys %s: %w", sub, err)
+	out, err := newClient(*server, cred).call(ctx, "keys "+sub, method, path, body)
+	if err != nil {
+		return err
 	}
 	if *asJSON || sub == "delete" {
 		_, err := stdout.Write(out)
@@ -498,9 +508,9 @@ func cmdSigningKeys(ctx context.Context, args []string, stdout, stderr io.Writer
 	if sub == "rotate" {
 		method, path = http.MethodPost, "/api/v1/signing-keys/rotate"
 	}
-	var out json.RawMessage
-	if err := newClient(*server, cred).do(ctx, method, path, nil, &out); err != nil {
-		return fmt.Errorf("signing-keys %s: %w", sub, err)
+	out, err := newClient(*server, cred).call(ctx, "signing-keys "+sub, method, path, nil)
+	if err != nil {
+		return err
 	}
 	if *asJSON || sub == "rotate" {
 		var v any

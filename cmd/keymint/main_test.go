@@ -181,7 +181,7 @@ func TestEndToEnd(t *testing.T) {
 			if b.AdminKey.Role != "admin" || !strings.HasPrefix(b.AdminKey.Key, "km_sk_") {
 				t.Fatalf("admin key role=%q secret prefix=%q", b.AdminKey.Role, keys.MaskSecret(b.AdminKey.Key))
 			}
-			if b.AdminKey.ExpiresAt == nil || b.AdminKey.ExpiresAt.Sub(time.Now()) < 364*24*time.Hour {
+			if b.AdminKey.ExpiresAt == nil || time.Until(*b.AdminKey.ExpiresAt) < 364*24*time.Hour {
 				t.Fatalf("admin key expires_at=%v, want max_key_lifetime (365d) from now", b.AdminKey.ExpiresAt)
 			}
 

@@ -85,8 +85,8 @@ func (db *DB) ListAudit(ctx context.Context, org string, opts storage.AuditListO
 			bound = append([]byte(org), 1)
 		}
 		c := tx.Bucket(bucketAudit).Cursor()
-		k, v := c.Seek(bound)
-		if k == nil {
+		var k, v []byte
+		if k, _ = c.Seek(bound); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
