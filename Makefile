@@ -4,7 +4,7 @@ BIN      := bin/keymint
 FUZZTIME ?= 5s
 INTEROP  := testdata/interop
 
-.PHONY: all run build test vet fmt fmt-check fuzz bench loadtest loadtest-quick clean interop-deps
+.PHONY: lint all run build test vet fmt fmt-check fuzz bench loadtest loadtest-quick clean interop-deps
 
 all: build
 
@@ -23,6 +23,11 @@ test: fmt-check vet
 	@[ -d $(INTEROP)/node_modules ] || echo "note: $(INTEROP)/node_modules is missing, so the jose interop test skips; run 'make interop-deps'"
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+## lint: staticcheck (downloaded through the module proxy; CI runs it before make test)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 vet:
 	$(GO) vet ./...
